@@ -1,0 +1,66 @@
+# One entry point for everything: a fresh machine with Python 3.11+, Java 17+ and Maven needs only
+# `make demo` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: help venv install check lint typecheck test unit demo kafka-up kafka-down kafka-status tools clean
+
+help:
+	@echo "make demo        run the end-to-end demo on a local Kafka (started and stopped for it)"
+	@echo "make test        the whole suite, Kafka integration tests included"
+	@echo "make check       ruff + mypy --strict"
+	@echo "make kafka-up    start the local broker (prints KAFKA_BOOTSTRAP_SERVERS=...)"
+	@echo "make kafka-down  stop it"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON_SYS) -m venv $(VENV) || { echo "make: could not create $(VENV) with $(PYTHON_SYS) (Python 3.11+ with venv needed)"; exit 1; }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+PYTHON_SYS ?= python3
+install: venv
+
+# kcat (librdkafka's CLI) is an independent client the tests use to check interoperability.
+tools:
+	@command -v kcat >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q kcat >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null; }; \
+	  else sudo apt-get install -y -q kcat >/dev/null; fi; } \
+	  || { echo "make: could not install kcat (apt-get install kcat)"; exit 1; }
+
+lint: venv
+	$(BIN)/ruff check streamdrift tests tools benchmarks
+	$(BIN)/ruff format --check streamdrift tests tools benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+check: lint typecheck
+
+# The whole suite against a real broker; exit status is pytest's (5, "no tests ran", counts as failure).
+test: venv tools
+	@tools/with-kafka.sh tools/run-pytest.sh $(PYTEST_ARGS)
+
+# Pure-core tests only: no broker needed.
+unit: venv
+	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
+
+demo: venv
+	@tools/with-kafka.sh $(BIN)/streamdrift demo
+
+kafka-up: venv
+	@tools/kafka/kafka.sh up
+
+kafka-down:
+	@tools/kafka/kafka.sh down
+
+kafka-status:
+	@tools/kafka/kafka.sh status
+
+clean:
+	-tools/kafka/kafka.sh down
+	rm -rf $(VENV) .cache build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

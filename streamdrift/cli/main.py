@@ -1,0 +1,141 @@
+"""The `streamdrift` command.
+
+Exit codes (documented in the README):
+  0  success
+  1  runtime failure (broker unreachable, fenced, a write that failed)
+  2  bad arguments or an invalid config file (one line per problem on stderr)
+  130 interrupted, or a second SIGTERM/SIGINT forced the exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+from typing import NoReturn
+
+import orjson
+
+from streamdrift import __version__
+from streamdrift.errors import ConfigError, StreamdriftError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors are one line, not usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="streamdrift", description="Drift monitor for ML models over Kafka.")
+    parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run the detection service (a consumer group member)")
+    run.add_argument("--config", required=True, help="YAML config file")
+    run.set_defaults(handler=_run)
+
+    config = commands.add_parser("config", help="validate a config file, or print its JSON Schema")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_commands.add_parser("validate", help="print OK, or every problem (exit 2)")
+    validate.add_argument("file")
+    validate.set_defaults(handler=_config_validate)
+    schema = config_commands.add_parser("schema", help="print the config's JSON Schema")
+    schema.set_defaults(handler=_config_schema)
+
+    replay = commands.add_parser("replay", help="run the detection core over a JSONL file of events")
+    replay.add_argument("--config", required=True, help="YAML config file (its Kafka settings are unused)")
+    replay.add_argument("--input", required=True, help="JSONL file: one inference event per line")
+    replay.add_argument("--output", help="write alerts here as JSONL (default: standard output)")
+    replay.set_defaults(handler=_replay)
+
+    alerts = commands.add_parser("alerts", help="read the alerts topic")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    tail = alerts_commands.add_parser("tail", help="a readable live view of the alerts topic")
+    tail.add_argument("--config", required=True)
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    tail.add_argument("--json", action="store_true", help="print each alert's JSON instead")
+    tail.add_argument("--max-alerts", type=int, help="exit after this many alerts")
+    tail.set_defaults(handler=_alerts_tail)
+
+    demo = commands.add_parser("demo", help="end-to-end demo on a broker (KAFKA_BOOTSTRAP_SERVERS)")
+    demo.add_argument("--bootstrap-servers", help="default: $KAFKA_BOOTSTRAP_SERVERS")
+    demo.add_argument("action", nargs="?", choices=["produce"], help="only produce the demo events")
+    demo.add_argument("--topic", help="with 'produce': the topic to write to")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"streamdrift: {problem}\n")
+        return EXIT_USAGE
+    except StreamdriftError as exc:
+        sys.stderr.write(f"streamdrift: {exc}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from streamdrift.config import load_config
+    from streamdrift.kafka.clients import KafkaClients
+    from streamdrift.service.logs import configure_logging
+    from streamdrift.service.runner import DriftService
+    from streamdrift.service.shutdown import install_stop_handlers
+
+    config = load_config(args.config)
+    configure_logging(config.logging.level, config.logging.format)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    DriftService(config, KafkaClients(config.kafka), stop=stop).run()
+    return EXIT_OK
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    from streamdrift.config import load_config
+
+    load_config(args.file)
+    print("OK")
+    return EXIT_OK
+
+
+def _config_schema(_args: argparse.Namespace) -> int:
+    from streamdrift.config import StreamdriftConfig
+
+    schema = StreamdriftConfig.model_json_schema()
+    sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from streamdrift.cli.replay import replay_file
+
+    return replay_file(args.config, args.input, args.output)
+
+
+def _alerts_tail(args: argparse.Namespace) -> int:
+    from streamdrift.cli.tail import tail_alerts
+
+    return tail_alerts(
+        args.config, from_beginning=args.from_beginning, as_json=args.json, limit=args.max_alerts
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streamdrift.demo.run import demo_main
+
+    return demo_main(bootstrap=args.bootstrap_servers, action=args.action, topic=args.topic)

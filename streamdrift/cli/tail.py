@@ -1,0 +1,58 @@
+"""`streamdrift alerts tail`: a readable live view of the alerts topic (read_committed)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+
+from streamdrift.config import load_config
+from streamdrift.kafka.clients import KafkaClients
+
+
+def format_alert(alert: dict[str, Any]) -> str:
+    """One line a person can read.
+
+    >>> format_alert({"level": "drift", "model_id": "m", "signal": "score", "detector": {"type": "adwin"},
+    ...               "source": {"topic": "t", "partition": 0, "offset": 9}, "observations": 10,
+    ...               "detected_at": "2026-01-01T00:00:00.000Z"})
+    '2026-01-01T00:00:00.000Z  DRIFT    m  score  adwin  t/0@9  after 10 obs'
+    """
+    source = alert.get("source") or {}
+    where = f"{source.get('topic')}/{source.get('partition')}@{source.get('offset')}"
+    return "  ".join(
+        [
+            str(alert.get("detected_at")),
+            f"{str(alert.get('level')).upper():<7}",
+            str(alert.get("model_id")),
+            str(alert.get("signal")),
+            str((alert.get("detector") or {}).get("type")),
+            where,
+            f"after {alert.get('observations')} obs",
+        ]
+    )
+
+
+def tail_alerts(config_path: str, *, from_beginning: bool, as_json: bool, limit: int | None) -> int:
+    config = load_config(config_path)
+    consumer = KafkaClients(config.kafka).consumer(
+        group_id=None, auto_offset_reset="earliest" if from_beginning else "latest"
+    )
+    consumer.subscribe([config.topics.alerts])
+    shown = 0
+    try:
+        while limit is None or shown < limit:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if as_json:
+                        sys.stdout.write(record.value.decode() + "\n")
+                    else:
+                        sys.stdout.write(format_alert(orjson.loads(record.value)) + "\n")
+                    shown += 1
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0

@@ -1,0 +1,198 @@
+"""The config file's schema. Unknown keys are errors; every model is frozen after validation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from streamdrift.core.detectors import DETECTOR_KINDS, DetectorSpec, check_params
+from streamdrift.core.event import EventFields, EventLimits
+from streamdrift.core.monitor import MonitorLimits
+from streamdrift.core.plan import SIGNAL_KINDS, ModelRule, Policies, PolicyOverride, SignalKind, SignalPolicy
+
+DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
+assert set(DetectorType.__args__) == set(DETECTOR_KINDS)  # type: ignore[attr-defined]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Strict):
+    """Connection settings; the security ones are passed to kafka-python unchanged."""
+
+    bootstrap_servers: str | list[str] = Field(description="host:port, or a list of them")
+    group_id: str = Field("streamdrift", description="consumer group shared by every instance")
+    client_id: str = "streamdrift"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: str | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    request_timeout_ms: int = Field(30_000, gt=0)
+
+    def security(self) -> dict[str, Any]:
+        """The settings every kafka-python client gets (secrets included; never log this)."""
+        return self.model_dump(exclude={"group_id", "client_id"}, exclude_none=True)
+
+
+class TopicSettings(Strict):
+    input: list[str] = Field(min_length=1, description="topics of inference events")
+    alerts: str = "streamdrift-alerts"
+    dead_letter: str = "streamdrift-dead-letter"
+    state: str = "streamdrift-state"
+    replication_factor: int = Field(1, ge=1, description="for topics streamdrift creates")
+
+    @field_validator("input")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("input topics must be distinct")
+        return value
+
+
+class LimitSettings(Strict):
+    max_record_bytes: int = Field(1_048_576, gt=0)
+    max_json_depth: int = Field(32, gt=0)
+    max_features_per_event: int = Field(1_000, gt=0)
+    max_features_per_model: int = Field(2_000, gt=0)
+    max_classes_per_model: int = Field(100, gt=0)
+
+
+class ProcessingSettings(Strict):
+    guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    commit_interval_ms: int = Field(500, ge=10, le=60_000)
+    max_poll_records: int = Field(2_000, gt=0)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    state_key: str | None = Field(None, description="HMAC key for state snapshots; use ${ENV}")
+    limits: LimitSettings = LimitSettings()
+
+
+class FieldSettings(Strict):
+    """Where each event field lives; dotted paths reach into nested objects."""
+
+    model_id: str = "model_id"
+    model_version: str = "model_version"
+    event_id: str = "event_id"
+    timestamp: str = "timestamp"
+    features: str = "features"
+    prediction: str = "prediction"
+    score: str = "score"
+    label: str = "label"
+
+
+class DetectorSettings(BaseModel):
+    """`{type: <name>, <River constructor parameter>: value, ...}`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: DetectorType
+
+    @model_validator(mode="after")
+    def _river_accepts(self) -> DetectorSettings:
+        problems = check_params(self.type, self.model_extra or {})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def spec(self) -> DetectorSpec:
+        return DetectorSpec.of(self.type, **(self.model_extra or {}))
+
+
+class SignalSettings(Strict):
+    enabled: bool = True
+    detector: DetectorSettings = DetectorSettings(type="adwin")
+    cooldown: int = Field(
+        0, ge=0, description="values after a drift alert during which the signal stays quiet"
+    )
+
+    def policy(self) -> SignalPolicy:
+        return SignalPolicy(enabled=self.enabled, detector=self.detector.spec(), cooldown=self.cooldown)
+
+
+class SignalOverride(Strict):
+    enabled: bool | None = None
+    detector: DetectorSettings | None = None
+    cooldown: int | None = Field(None, ge=0)
+
+    def override(self) -> PolicyOverride:
+        return PolicyOverride(
+            enabled=self.enabled,
+            detector=self.detector.spec() if self.detector else None,
+            cooldown=self.cooldown,
+        )
+
+
+class DefaultSettings(Strict):
+    features: SignalSettings = SignalSettings()
+    prediction: SignalSettings = SignalSettings()
+    score: SignalSettings = SignalSettings()
+    error: SignalSettings = SignalSettings()
+    missing: SignalSettings = SignalSettings()
+
+
+class ModelSettings(Strict):
+    match: str = Field(description="glob on model_id, e.g. 'fraud-*'")
+    features: dict[str, SignalOverride] = Field(default_factory=dict, description="per feature name or glob")
+    prediction: SignalOverride | None = None
+    score: SignalOverride | None = None
+    error: SignalOverride | None = None
+    missing: SignalOverride | None = None
+
+    def rule(self) -> ModelRule:
+        signals: dict[SignalKind, PolicyOverride] = {}
+        for kind in SIGNAL_KINDS:
+            if kind != "features" and (override := getattr(self, kind)) is not None:
+                signals[kind] = override.override()
+        return ModelRule(
+            match=self.match,
+            features=tuple((pattern, o.override()) for pattern, o in self.features.items()),
+            signals=signals,
+        )
+
+
+class LoggingSettings(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    summary_interval_s: float = Field(10.0, gt=0)
+
+
+class StreamdriftConfig(Strict):
+    """The whole file."""
+
+    kafka: KafkaSettings
+    topics: TopicSettings
+    processing: ProcessingSettings = ProcessingSettings()
+    fields: FieldSettings = FieldSettings()
+    defaults: DefaultSettings = DefaultSettings()
+    models: list[ModelSettings] = Field(default_factory=list)
+    logging: LoggingSettings = LoggingSettings()
+    # Set by the loader from the file's bytes, so alerts name the config that produced them.
+    config_version: str = Field("unversioned", exclude=True)
+
+    def policies(self) -> Policies:
+        defaults = {kind: getattr(self.defaults, kind).policy() for kind in SIGNAL_KINDS}
+        return Policies(defaults=defaults, rules=tuple(model.rule() for model in self.models))
+
+    def event_fields(self) -> EventFields:
+        return EventFields(**self.fields.model_dump())
+
+    def event_limits(self) -> EventLimits:
+        limits = self.processing.limits
+        return EventLimits(
+            max_record_bytes=limits.max_record_bytes,
+            max_json_depth=limits.max_json_depth,
+            max_features=limits.max_features_per_event,
+        )
+
+    def monitor_limits(self) -> MonitorLimits:
+        limits = self.processing.limits
+        return MonitorLimits(
+            max_features_per_model=limits.max_features_per_model,
+            max_classes_per_model=limits.max_classes_per_model,
+        )

@@ -1,0 +1,285 @@
+"""River's change detectors behind one small interface. The only module that imports River.
+
+Every detector is built by name (`adwin`, `page_hinkley`, `kswin`, `ddm`, `eddm`, `hddm_a`, `hddm_w`,
+`fhddm`) with River's own constructor parameters, and fed exactly the values River would be fed offline,
+so a detection here is a detection of River's: parity is the product's first promise.
+
+Two adaptations, both documented in the README:
+
+- Binary detectors take 0/1 only; any other value is refused (counted as `not_binary` by the caller).
+- River's FHDDM detects a *drop* in the mean of its input (it tracks accuracy: 1 = correct), while every other
+  binary detector reads 1 as an error. The wrapper feeds FHDDM `1 - x`, so `error` (1 = wrong) means the
+  same to every binary detector.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from river.drift import ADWIN, KSWIN, PageHinkley
+from river.drift.binary import DDM, EDDM, FHDDM, HDDMA, HDDMW
+
+NO_CHANGE: Final = 0
+WARNING: Final = 1
+DRIFT: Final = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamRule:
+    """What one River constructor parameter accepts."""
+
+    kind: type
+    check: Callable[[Any], bool] = lambda _value: True
+    expect: str = ""
+    optional: bool = False
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _unit_open(value: float) -> bool:
+    return 0 < value < 1
+
+
+_INT_POS = ParamRule(kind=int, check=_positive, expect="an integer > 0")
+_FLOAT_POS = ParamRule(kind=float, check=_positive, expect="a number > 0")
+_FLOAT_UNIT = ParamRule(kind=float, check=_unit_open, expect="a number between 0 and 1 (exclusive)")
+_BOOL = ParamRule(kind=bool, expect="true or false")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectorKind:
+    """A detector type: its River class, its parameters and whether it reads 0/1 input."""
+
+    name: str
+    river_class: type
+    params: Mapping[str, ParamRule]
+    binary: bool
+    inverted: bool = False  # feed 1 - x (FHDDM: River's input is 1 = correct)
+    seeded: bool = False  # has a `seed` parameter that must be fixed for determinism
+
+
+DETECTOR_KINDS: Final[Mapping[str, DetectorKind]] = {
+    kind.name: kind
+    for kind in (
+        DetectorKind(
+            name="adwin",
+            river_class=ADWIN,
+            binary=False,
+            params={
+                "delta": _FLOAT_UNIT,
+                "clock": _INT_POS,
+                "max_buckets": _INT_POS,
+                "min_window_length": _INT_POS,
+                "grace_period": _INT_POS,
+            },
+        ),
+        DetectorKind(
+            name="page_hinkley",
+            river_class=PageHinkley,
+            binary=False,
+            params={
+                "min_instances": _INT_POS,
+                "delta": ParamRule(kind=float, check=lambda v: v >= 0, expect="a number >= 0"),
+                "threshold": _FLOAT_POS,
+                "alpha": ParamRule(kind=float, check=lambda v: 0 < v <= 1, expect="a number in (0, 1]"),
+                "mode": ParamRule(
+                    kind=str, check=lambda v: v in {"up", "down", "both"}, expect="'up', 'down' or 'both'"
+                ),
+            },
+        ),
+        DetectorKind(
+            name="kswin",
+            river_class=KSWIN,
+            binary=False,
+            seeded=True,
+            params={
+                "alpha": _FLOAT_UNIT,
+                "window_size": _INT_POS,
+                "stat_size": _INT_POS,
+                "seed": ParamRule(kind=int, expect="an integer", optional=True),
+            },
+        ),
+        DetectorKind(
+            name="ddm",
+            river_class=DDM,
+            binary=True,
+            params={"warm_start": _INT_POS, "warning_threshold": _FLOAT_POS, "drift_threshold": _FLOAT_POS},
+        ),
+        DetectorKind(
+            name="eddm",
+            river_class=EDDM,
+            binary=True,
+            params={"warm_start": _INT_POS, "alpha": _FLOAT_UNIT, "beta": _FLOAT_UNIT},
+        ),
+        DetectorKind(
+            name="hddm_a",
+            river_class=HDDMA,
+            binary=True,
+            params={
+                "drift_confidence": _FLOAT_UNIT,
+                "warning_confidence": _FLOAT_UNIT,
+                "two_sided_test": _BOOL,
+            },
+        ),
+        DetectorKind(
+            name="hddm_w",
+            river_class=HDDMW,
+            binary=True,
+            params={
+                "drift_confidence": _FLOAT_UNIT,
+                "warning_confidence": _FLOAT_UNIT,
+                "lambda_val": _FLOAT_UNIT,
+                "two_sided_test": _BOOL,
+            },
+        ),
+        DetectorKind(
+            name="fhddm",
+            river_class=FHDDM,
+            binary=True,
+            inverted=True,
+            params={
+                "sliding_window_size": _INT_POS,
+                "confidence_level": _FLOAT_UNIT,
+                "short_window_size": ParamRule(
+                    kind=int, check=_positive, expect="an integer > 0", optional=True
+                ),
+            },
+        ),
+    )
+}
+
+
+def check_params(detector_type: str, params: Mapping[str, Any]) -> list[str]:
+    """Return one readable problem per bad parameter (empty when River would accept them all).
+
+    >>> check_params("adwin", {"delta": 0.01})
+    []
+    >>> check_params("adwin", {"dleta": 0.01})
+    ["adwin has no parameter 'dleta' (it takes: delta, clock, max_buckets, min_window_length, grace_period)"]
+    """
+    kind = DETECTOR_KINDS.get(detector_type)
+    if kind is None:
+        return [f"unknown detector type {detector_type!r} (one of: {', '.join(DETECTOR_KINDS)})"]
+    problems: list[str] = []
+    for name, value in params.items():
+        rule = kind.params.get(name)
+        if rule is None:
+            problems.append(f"{detector_type} has no parameter {name!r} (it takes: {', '.join(kind.params)})")
+        elif not _accepts(rule, value):
+            problems.append(
+                f"{detector_type}.{name} must be {rule.expect or rule.kind.__name__}, got {value!r}"
+            )
+    if not problems and detector_type == "kswin":
+        window, stat = params.get("window_size", 100), params.get("stat_size", 30)
+        if stat >= window:
+            problems.append(f"kswin.stat_size ({stat}) must be smaller than window_size ({window})")
+    return problems
+
+
+def _accepts(rule: ParamRule, value: Any) -> bool:
+    if value is None:
+        return rule.optional
+    if rule.kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):  # bool is an int in Python; never a valid number here
+        return False
+    if rule.kind is float:
+        ok_type = isinstance(value, int | float) and math.isfinite(value)
+    else:
+        ok_type = isinstance(value, rule.kind)
+    return ok_type and rule.check(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectorSpec:
+    """A detector type and the River parameters given for it (as given: defaults are River's)."""
+
+    type: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, detector_type: str, **params: Any) -> DetectorSpec:
+        return cls(type=detector_type, params=tuple(sorted(params.items())))
+
+    @property
+    def kind(self) -> DetectorKind:
+        return DETECTOR_KINDS[self.type]
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+def stable_seed(key: str) -> int:
+    """A seed that is the same for the same key in every process (unlike `hash`)."""
+    return zlib.crc32(key.encode())
+
+
+class Detector:
+    """One River detector on one signal, with the bookkeeping an alert needs.
+
+    `update` returns NO_CHANGE, WARNING (on entering River's warning zone) or DRIFT (whenever River sets
+    `drift_detected`). Values must be finite; binary kinds accept only 0 and 1 (the caller checks `binary`).
+    """
+
+    __slots__ = ("_in_warning", "_river", "binary", "inverted", "observations", "spec")
+
+    def __init__(self, spec: DetectorSpec, *, seed_key: str = "") -> None:
+        kind = spec.kind
+        kwargs = spec.kwargs()
+        if kind.seeded and kwargs.get("seed") is None:
+            # An unseeded KSWIN samples differently on every run; a replay must see the same alerts.
+            kwargs["seed"] = stable_seed(seed_key)
+        self.spec = spec
+        self.binary = kind.binary
+        self.inverted = kind.inverted
+        self._river: Any = kind.river_class(**kwargs)
+        self._in_warning = False
+        self.observations = 0
+
+    def full_params(self) -> dict[str, Any]:
+        """Every constructor parameter River used, defaults included: enough to rerun it offline."""
+        used = self._river._get_params()
+        return {name: used[name] for name in self.spec.kind.params if name in used}
+
+    def update(self, value: float) -> int:
+        river = self._river
+        if self.observations and river.drift_detected:
+            self.observations = 0  # River resets itself on the update after a drift
+        river.update(1 - value if self.inverted else value)
+        self.observations += 1
+        if river.drift_detected:
+            self._in_warning = False
+            return DRIFT
+        if self.binary:
+            warning = river.warning_detected
+            entered = warning and not self._in_warning
+            self._in_warning = warning
+            if entered:
+                return WARNING
+        return NO_CHANGE
+
+    def stats(self) -> dict[str, float | int | None]:
+        """What the detector estimates now, for the alert record."""
+        river = self._river
+        name = self.spec.type
+        if name == "adwin":
+            return {"width": river.width, "estimation": river.estimation, "variance": river.variance}
+        if name == "page_hinkley":
+            return {"mean": river._x_mean.get(), "n": int(river._x_mean.n)}
+        if name == "kswin":
+            return {"p_value": float(getattr(river, "p_value", math.nan)), "window": len(river.window)}
+        if name == "ddm":
+            return {"error_rate": river._p.get(), "p_min": river._p_min, "s_min": river._s_min}
+        if name == "eddm":
+            return {"errors": river._n_errors, "mean_error_distance": river._error_distances.mean.get()}
+        if name == "fhddm":
+            window = river._sliding_window
+            rate = 1 - sum(window) / len(window) if window else None
+            return {"error_rate_window": rate}
+        return {}

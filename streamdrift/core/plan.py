@@ -1,0 +1,105 @@
+"""Which detector watches which signal of which model: defaults, then model rules matched by glob.
+
+Resolution, documented in the README: start from `defaults.<kind>`; apply every `models` entry whose `match`
+glob matches the model id, in file order (a later entry overrides an earlier one); within an entry,
+per-feature settings apply to the feature names their glob matches, again in order. Plans are resolved
+once per model and once per feature name, then cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from typing import Final, Literal
+
+from streamdrift.core.detectors import DetectorSpec
+
+SignalKind = Literal["features", "prediction", "score", "error", "missing"]
+SIGNAL_KINDS: Final[tuple[SignalKind, ...]] = ("features", "prediction", "score", "error", "missing")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalPolicy:
+    """How one signal is watched."""
+
+    enabled: bool = True
+    detector: DetectorSpec = field(default_factory=lambda: DetectorSpec.of("adwin"))
+    cooldown: int = 0  # after a drift alert, this many further values of the signal cannot alert
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyOverride:
+    """A partial `SignalPolicy`: fields left as None keep the value they override."""
+
+    enabled: bool | None = None
+    detector: DetectorSpec | None = None
+    cooldown: int | None = None
+
+    def apply(self, policy: SignalPolicy) -> SignalPolicy:
+        return replace(
+            policy,
+            enabled=policy.enabled if self.enabled is None else self.enabled,
+            detector=policy.detector if self.detector is None else self.detector,
+            cooldown=policy.cooldown if self.cooldown is None else self.cooldown,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelRule:
+    """One `models:` entry."""
+
+    match: str
+    features: tuple[tuple[str, PolicyOverride], ...] = ()
+    signals: Mapping[SignalKind, PolicyOverride] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policies:
+    """Defaults per signal kind and the model rules; everything the core needs from the config."""
+
+    defaults: Mapping[SignalKind, SignalPolicy] = field(
+        default_factory=lambda: {kind: SignalPolicy() for kind in SIGNAL_KINDS}
+    )
+    rules: tuple[ModelRule, ...] = ()
+
+    def plan_for(self, model_id: str) -> ModelPlan:
+        return ModelPlan(self, tuple(rule for rule in self.rules if fnmatchcase(model_id, rule.match)))
+
+
+class ModelPlan:
+    """The resolved policies of one model.
+
+    >>> rule = ModelRule(match="fraud-*", features=(("amount", PolicyOverride(enabled=False)),))
+    >>> plan = Policies(rules=(rule,)).plan_for("fraud-eu")
+    >>> plan.feature("amount").enabled, plan.feature("age").enabled
+    (False, True)
+    """
+
+    __slots__ = ("_features", "_rules", "_signals")
+
+    def __init__(self, policies: Policies, rules: tuple[ModelRule, ...]) -> None:
+        self._rules = rules
+        self._signals: dict[SignalKind, SignalPolicy] = {}
+        for kind in SIGNAL_KINDS:
+            policy = policies.defaults[kind]
+            for rule in rules:
+                override = rule.signals.get(kind)
+                if override is not None:
+                    policy = override.apply(policy)
+            self._signals[kind] = policy
+        self._features: dict[str, SignalPolicy] = {}
+
+    def signal(self, kind: SignalKind) -> SignalPolicy:
+        return self._signals[kind]
+
+    def feature(self, name: str) -> SignalPolicy:
+        policy = self._features.get(name)
+        if policy is None:
+            policy = self._signals["features"]
+            for rule in self._rules:
+                for pattern, override in rule.features:
+                    if fnmatchcase(name, pattern):
+                        policy = override.apply(policy)
+            self._features[name] = policy
+        return policy

@@ -1,0 +1,38 @@
+"""One exception root, classified by what the caller must do.
+
+- `ConfigError`: the operator must fix a file or an argument; the CLI exits 2 with one line per problem.
+- `BadRecord`: one input record cannot become an event; it goes to the dead-letter topic, never stops the run.
+- `KafkaUnavailable`: the broker cannot be reached or refused us; retriable by waiting, fatal at startup.
+- `FatalServiceError`: the service cannot go on (fenced, misconfigured cluster); exit non-zero.
+"""
+
+from __future__ import annotations
+
+
+class StreamdriftError(Exception):
+    """Root of every error streamdrift raises on purpose."""
+
+
+class ConfigError(StreamdriftError):
+    """Invalid configuration or command-line arguments. `problems` holds one readable line each."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class BadRecord(StreamdriftError):
+    """An input record that cannot become an inference event. `kind` is a stable, countable label."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        self.message = message
+        super().__init__(f"{kind}: {message}")
+
+
+class KafkaUnavailable(StreamdriftError):
+    """The broker is unreachable or not ready; retriable."""
+
+
+class FatalServiceError(StreamdriftError):
+    """The service cannot continue (for example, a newer instance fenced this one)."""

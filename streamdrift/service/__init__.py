@@ -1,0 +1,1 @@
+"""The long-running service: run loop, checkpoints, shutdown, logs."""

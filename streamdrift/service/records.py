@@ -1,0 +1,64 @@
+"""The records streamdrift writes: alerts and dead letters (key, value, headers). Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from streamdrift.core.alert import ALERT_SCHEMA, SCHEMA_HEADER, DriftAlert
+from streamdrift.errors import BadRecord
+
+Headers = list[tuple[str, bytes]]
+
+# Dead-letter headers (public contract, documented in the README).
+ERROR_KIND: Final = "streamdrift.error.kind"
+ERROR_MESSAGE: Final = "streamdrift.error.message"
+SOURCE_TOPIC: Final = "streamdrift.source.topic"
+SOURCE_PARTITION: Final = "streamdrift.source.partition"
+SOURCE_OFFSET: Final = "streamdrift.source.offset"
+ORIGINAL_SIZE: Final = "streamdrift.original.size"
+
+# Values above this are written truncated so they fit the broker's default 1 MiB message limit with headers.
+DEAD_LETTER_MAX_VALUE_BYTES: Final = 900 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+def alert_record(topic: str, alert: DriftAlert) -> OutRecord:
+    return OutRecord(
+        topic=topic,
+        key=alert.model_id.encode(),
+        value=alert.to_json(),
+        headers=[(SCHEMA_HEADER, ALERT_SCHEMA.encode())],
+    )
+
+
+def dead_letter_record(
+    topic: str,
+    error: BadRecord,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers,
+    source_topic: str,
+    partition: int,
+    offset: int,
+) -> OutRecord:
+    """The original key, value and headers, plus headers saying what was wrong and where it came from."""
+    extra: Headers = [
+        (ERROR_KIND, error.kind.encode()),
+        (ERROR_MESSAGE, error.message.encode()[:1024]),
+        (SOURCE_TOPIC, source_topic.encode()),
+        (SOURCE_PARTITION, str(partition).encode()),
+        (SOURCE_OFFSET, str(offset).encode()),
+    ]
+    if value is not None and len(value) > DEAD_LETTER_MAX_VALUE_BYTES:
+        extra.append((ORIGINAL_SIZE, str(len(value)).encode()))
+        value = value[:DEAD_LETTER_MAX_VALUE_BYTES]
+    return OutRecord(topic=topic, key=key, value=value, headers=[*headers, *extra])
