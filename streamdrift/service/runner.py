@@ -249,7 +249,7 @@ class DriftService:
         self.totals["checkpoints"] += 1
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Called on the consumer's network loop as a rebalance starts: finish the interval while we own it."""
+        """On the consumer's network loop as a rebalance starts: finish the interval while we own it."""
         with self.lock:
             if self.exactly_once:
                 self._checkpoint()

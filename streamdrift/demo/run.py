@@ -1,0 +1,223 @@
+"""`streamdrift demo`: produce the scenario, run the service, show alerts live, then the scorecard."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from streamdrift.cli.tail import format_alert
+from streamdrift.config import StreamdriftConfig, parse_config
+from streamdrift.config.model import KafkaSettings
+from streamdrift.demo.scenario import Change, changes, generate, model_event
+from streamdrift.errors import ConfigError, StreamdriftError
+from streamdrift.kafka.clients import KafkaClients, ensure_topics
+from streamdrift.service.logs import configure_logging
+from streamdrift.service.runner import DriftService
+
+EVENTS_PER_MODEL = 4000
+INPUT_PARTITIONS = 2
+FINISH_TIMEOUT_S = 90
+RATE_PER_S = 1000
+
+
+def demo_main(*, bootstrap: str | None, action: str | None, topic: str | None) -> int:
+    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        raise ConfigError(
+            "no broker: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS "
+            "(`make demo` starts a local one)"
+        )
+    if action == "produce":
+        produce_only(bootstrap, topic or "inference-events")
+        return 0
+    return run_demo(bootstrap)
+
+
+def produce_only(bootstrap: str, topic: str) -> None:
+    """Write the scenario to `topic` (for docker compose, where the service runs in its own container)."""
+    clients = KafkaClients(KafkaSettings(bootstrap_servers=bootstrap))
+    _create_input(clients, topic)
+    producer = clients.producer()
+    try:
+        for model_id, _index, value in generate(EVENTS_PER_MODEL):
+            producer.send(topic, key=model_id.encode(), value=value)
+        producer.flush()
+    finally:
+        producer.close()
+    print(f"demo: produced {EVENTS_PER_MODEL * 4} events to {topic}")
+
+
+def run_demo(bootstrap: str) -> int:
+    run_id = uuid.uuid4().hex[:8]
+    config = _demo_config(bootstrap, run_id)
+    configure_logging("warning", "console")
+    clients = KafkaClients(config.kafka)
+    topic = config.topics.input[0]
+    scenario = changes(EVENTS_PER_MODEL)
+    started = time.monotonic()
+
+    print(f"streamdrift demo (run {run_id}) on {bootstrap}")
+    print(
+        f"  {len(scenario)} models x {EVENTS_PER_MODEL} events; "
+        f"each changes at its model event {scenario[0].at}:"
+    )
+    for change in scenario:
+        print(f"    {change.model_id:<10} {change.description:<34} expected on {change.signal}")
+    _create_input(clients, topic)
+
+    stop = threading.Event()
+    service = DriftService(config, clients, stop=stop)
+    failure: list[BaseException] = []
+    produced: list[int] = []
+
+    def serve() -> None:
+        try:
+            service.run()
+        except BaseException as exc:  # surfaced in the main thread below
+            failure.append(exc)
+
+    def produce() -> None:
+        try:
+            produced.append(_produce(clients, topic))
+        except BaseException as exc:
+            failure.append(exc)
+
+    threads = [
+        threading.Thread(target=serve, name="streamdrift-service", daemon=True),
+        threading.Thread(target=produce, name="demo-producer", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    print(f"\nproducing to {topic} ({INPUT_PARTITIONS} partitions) at about {RATE_PER_S} events/s;")
+    print("alerts as they arrive (read_committed from the alerts topic):")
+    alerts = _watch(clients, config, service, produced, failure)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    if failure:
+        raise failure[0]
+    alerts.extend(_drain(clients, config.topics.alerts, len(alerts)))
+    _scorecard(scenario, alerts)
+    print(f"\ndone in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _demo_config(bootstrap: str, run_id: str) -> StreamdriftConfig:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "STREAMDRIFT_DEMO_RUN": run_id}
+    text = resources.files("streamdrift.demo").joinpath("demo.yaml").read_bytes()
+    return parse_config(text, env=env, origin="streamdrift/demo/demo.yaml")
+
+
+def _create_input(clients: KafkaClients, topic: str) -> None:
+    admin = clients.admin()
+    try:
+        ensure_topics(admin, {topic: {"num_partitions": INPUT_PARTITIONS, "replication_factor": 1}})
+    finally:
+        admin.close()
+
+
+def _produce(clients: KafkaClients, topic: str) -> int:
+    """Produce the scenario at about RATE_PER_S events/s, so detections appear while it runs."""
+    producer = clients.producer()
+    count = 0
+    started = time.monotonic()
+    try:
+        for model_id, _index, value in generate(EVENTS_PER_MODEL):
+            producer.send(topic, key=model_id.encode(), value=value)
+            count += 1
+            if count % 400 == 0:
+                producer.flush()
+                ahead = count / RATE_PER_S - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)  # pacing the demo, not synchronisation
+        producer.flush()
+        return count
+    finally:
+        producer.close()
+
+
+def _watch(
+    clients: KafkaClients,
+    config: StreamdriftConfig,
+    service: DriftService,
+    produced: list[int],
+    failure: list[BaseException],
+) -> list[dict[str, Any]]:
+    """Print alerts live until everything produced has been processed and committed."""
+    consumer = clients.consumer(group_id=None)
+    consumer.subscribe([config.topics.alerts])
+    alerts: list[dict[str, Any]] = []
+    deadline = time.monotonic() + FINISH_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline and not failure:
+            for records in consumer.poll(timeout_ms=250).values():
+                for record in records:
+                    alert = orjson.loads(record.value)
+                    alerts.append(alert)
+                    print(f"  {format_alert(alert)}  (model event {model_event(alert)})")
+            if produced and service.totals["events"] >= produced[0] and not service.pending:
+                return alerts
+        if not failure:
+            raise StreamdriftError(f"the service did not process the demo events within {FINISH_TIMEOUT_S} s")
+        return alerts
+    finally:
+        consumer.close()
+
+
+def _drain(clients: KafkaClients, alerts_topic: str, already: int) -> list[dict[str, Any]]:
+    """Alerts committed after the live view stopped (the service's final checkpoint)."""
+    consumer = clients.consumer(group_id=None)
+    try:
+        consumer.subscribe([alerts_topic])
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=250).values():
+                seen.extend(orjson.loads(record.value) for record in records)
+            assignment = consumer.assignment()
+            if assignment:
+                ends = consumer.end_offsets(list(assignment))
+                if all(consumer.position(tp) >= end for tp, end in ends.items()):
+                    break
+        return seen[already:]
+    finally:
+        consumer.close()
+
+
+def _scorecard(scenario: list[Change], alerts: list[dict[str, Any]]) -> None:
+    index_of = model_event
+    drifts = sorted((a for a in alerts if a["level"] == "drift"), key=index_of)
+    warnings = [a for a in alerts if a["level"] == "warning"]
+    explained: set[str] = set()
+    print("\nscorecard")
+    print(f"  {'change':<34} {'model':<10} {'signal':<16} {'injected':>8} {'detected':>8} {'delay':>6}")
+    for change in scenario:
+        hits = [
+            a
+            for a in drifts
+            if a["model_id"] == change.model_id and a["signal"] == change.signal and index_of(a) >= change.at
+        ]
+        explained.update(a["alert_id"] for a in hits)
+        first = f"{index_of(hits[0]):>8}" if hits else f"{'missed':>8}"
+        delay = f"{index_of(hits[0]) - change.at:>6}" if hits else f"{'-':>6}"
+        print(
+            f"  {change.description:<34} {change.model_id:<10} {change.signal:<16} {change.at:>8} "
+            f"{first} {delay}"
+        )
+    false_alarms = [a for a in drifts if a["alert_id"] not in explained]
+    detected = sum(
+        1 for c in scenario if any(a["model_id"] == c.model_id and a["signal"] == c.signal for a in drifts)
+    )
+    print(f"  detected {detected}/{len(scenario)} changes; delay = model events after the change")
+    print(f"  false alarms (drift alerts not explained by an injected change): {len(false_alarms)}")
+    for alert in false_alarms:
+        print(f"    {alert['model_id']} {alert['signal']} at model event {index_of(alert)}")
+    print(f"  warnings (early signs, not pages): {len(warnings)}")
+    sys.stdout.flush()
