@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
 from kafka import errors as kafka_errors
+from kafka.structs import TopicPartition
 
 from streamdrift.config.model import KafkaSettings
 from streamdrift.errors import FatalServiceError, KafkaUnavailable
@@ -22,7 +23,7 @@ def translated_errors(action: str) -> Iterator[None]:
         raise FatalServiceError(
             f"{action}: fenced by a newer instance with the same transactional id"
         ) from exc
-    except (kafka_errors.NoBrokersAvailable, kafka_errors.KafkaTimeoutError) as exc:
+    except (kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError) as exc:
         raise KafkaUnavailable(f"{action}: the broker is unreachable ({type(exc).__name__})") from exc
     except kafka_errors.KafkaError as exc:
         if getattr(exc, "retriable", False):
@@ -37,6 +38,8 @@ class KafkaClients:
         self.settings = settings
         self._common: dict[str, Any] = settings.security()
         self._common["client_id"] = settings.client_id
+        servers = settings.bootstrap_servers
+        self._servers = servers if isinstance(servers, str) else ",".join(servers)
 
     def consumer(self, *, group_id: str | None, **overrides: Any) -> Any:
         config: dict[str, Any] = {
@@ -47,17 +50,17 @@ class KafkaClients:
             "auto_offset_reset": "earliest",
         }
         config.update(overrides)
-        with translated_errors("connecting the consumer"):
+        with translated_errors(f"connecting the consumer to {self._servers}"):
             return KafkaConsumer(**config)
 
     def producer(self, **overrides: Any) -> Any:
         config: dict[str, Any] = {**self._common, "acks": "all", "linger_ms": 5}
         config.update(overrides)
-        with translated_errors("connecting the producer"):
+        with translated_errors(f"connecting the producer to {self._servers}"):
             return KafkaProducer(**config)
 
     def admin(self) -> Any:
-        with translated_errors("connecting the admin client"):
+        with translated_errors(f"connecting to {self._servers}"):
             return KafkaAdminClient(**self._common)
 
 
@@ -84,3 +87,26 @@ def ensure_topics(admin: Any, wanted: dict[str, dict[str, Any]]) -> list[str]:
     with translated_errors("creating topics"):
         admin.create_topics(missing, raise_errors=False, wait_for_metadata=True)
     return sorted(missing)
+
+
+def offsets_to_commit(pending: Mapping[TopicPartition, int]) -> dict[TopicPartition, Any]:
+    """Offsets to commit, in the form kafka-python's commit and send_offsets_to_transaction take."""
+    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in pending.items()}
+
+
+class RebalanceCallbacks(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Forwards kafka-python's rebalance notifications. They run on the consumer's network loop."""
+
+    def __init__(
+        self,
+        on_revoked: Callable[[set[TopicPartition]], None],
+        on_assigned: Callable[[set[TopicPartition]], None],
+    ) -> None:
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._on_revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._on_assigned(set(assigned))

@@ -29,6 +29,7 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    # kafka-python logs through the standard library; keep its chatter out unless asked for.
+    # kafka-python logs through the standard library and repeats every retry; streamdrift reports what
+    # matters itself (one line per failure), so its chatter shows only at debug level.
     logging.basicConfig(level=logging.WARNING if level != "debug" else logging.INFO, stream=out)  # type: ignore[arg-type]
-    logging.getLogger("kafka").setLevel(logging.ERROR if level != "debug" else logging.INFO)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "debug" else logging.INFO)

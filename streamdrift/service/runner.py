@@ -31,17 +31,26 @@ from collections import Counter
 from typing import Any
 
 import structlog
-from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 
 from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import RecordSource
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
 from streamdrift.errors import BadRecord, FatalServiceError
-from streamdrift.kafka.clients import KafkaClients, ensure_topics, partition_counts, translated_errors
+from streamdrift.kafka.clients import (
+    KafkaClients,
+    RebalanceCallbacks,
+    ensure_topics,
+    offsets_to_commit,
+    partition_counts,
+    translated_errors,
+)
 from streamdrift.service.records import OutRecord, alert_record, dead_letter_record
 
 POLL_TIMEOUT_MS = 200
+
+# kafka-python's TopicPartition: a (topic, partition) named tuple. Only the adapter package imports kafka.
+TopicPartition = Any
 
 
 class DriftService:
@@ -90,7 +99,9 @@ class DriftService:
             auto_offset_reset=config.processing.auto_offset_reset,
             isolation_level="read_committed",
         )
-        self.consumer.subscribe(config.topics.input, listener=_RebalanceListener(self))
+        self.consumer.subscribe(
+            config.topics.input, listener=RebalanceCallbacks(self.on_revoked, self.on_assigned)
+        )
         self.log.info(
             "started",
             input=config.topics.input,
@@ -222,7 +233,7 @@ class DriftService:
         """Make the interval's alerts durable and commit the offsets they came from (see module doc)."""
         if not self.pending and not self.in_transaction:
             return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self.pending.items()}
+        offsets = offsets_to_commit(self.pending)
         if self.exactly_once:
             if not self.in_transaction:
                 with translated_errors("beginning a transaction"):
@@ -280,14 +291,3 @@ class DriftService:
             "models": len(monitor.models),
             "checkpoints": self.totals["checkpoints"],
         }
-
-
-class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, service: DriftService) -> None:
-        self.service = service
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.service.on_revoked(revoked)
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.service.on_assigned(assigned)
