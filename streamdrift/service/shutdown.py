@@ -21,8 +21,8 @@ def install_stop_handlers(stop: threading.Event) -> None:
                 "second signal: exiting without a final checkpoint", signal=signal.Signals(signum).name
             )
             os._exit(FORCED_EXIT_CODE)
+        stop.set()  # before logging: a second signal may arrive while this handler runs
         log.info("stopping: finishing the batch and committing", signal=signal.Signals(signum).name)
-        stop.set()
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
