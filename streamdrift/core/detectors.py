@@ -18,10 +18,14 @@ import math
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any, Final
 
 from river.drift import ADWIN, KSWIN, PageHinkley
 from river.drift.binary import DDM, EDDM, FHDDM, HDDMA, HDDMW
+
+# Snapshots of River's detectors are tied to River's version (ADWIN's state is opaque Rust bytes).
+RIVER_VERSION: Final[str] = version("river")
 
 NO_CHANGE: Final = 0
 WARNING: Final = 1
@@ -241,6 +245,26 @@ class Detector:
         self._river: Any = kind.river_class(**kwargs)
         self._in_warning = False
         self.observations = 0
+
+    def export(self) -> tuple[int, bool, Any]:
+        """What a snapshot needs to rebuild this detector: (observations, in warning, River's object)."""
+        return self.observations, self._in_warning, self._river
+
+    @classmethod
+    def restored(
+        cls, spec: DetectorSpec, observations: int, in_warning: bool, river_detector: Any
+    ) -> Detector:
+        detector = cls.__new__(cls)
+        kind = spec.kind
+        if not isinstance(river_detector, kind.river_class):
+            raise TypeError(f"a {spec.type} snapshot holds a {type(river_detector).__name__}")
+        detector.spec = spec
+        detector.binary = kind.binary
+        detector.inverted = kind.inverted
+        detector._river = river_detector
+        detector._in_warning = in_warning
+        detector.observations = observations
+        return detector
 
     def full_params(self) -> dict[str, Any]:
         """Every constructor parameter River used, defaults included: enough to rerun it offline."""

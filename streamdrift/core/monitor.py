@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from streamdrift.core.alert import AlertLevel, DriftAlert, RecordSource, alert_id
 from streamdrift.core.detectors import DRIFT, NO_CHANGE, Detector
@@ -50,6 +50,20 @@ class SignalTrack:
         self.cooldown = policy.cooldown
         self.seen = 0
         self.quiet_until = 0  # alerts are suppressed while seen <= quiet_until
+
+    def export(self) -> tuple[Any, ...]:
+        spec = self.detector.spec
+        return (spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export())
+
+    def restore(self, saved: tuple[Any, ...]) -> bool:
+        """Take over a saved detector if it was built with this track's settings; False when they changed."""
+        detector_type, params, seen, quiet_until, observations, in_warning, river_detector = saved
+        spec = self.detector.spec
+        if (detector_type, tuple(params)) != (spec.type, spec.params):
+            return False
+        self.detector = Detector.restored(spec, observations, in_warning, river_detector)
+        self.seen, self.quiet_until = seen, quiet_until
+        return True
 
 
 class ModelMonitor:
@@ -95,6 +109,7 @@ class Monitor:
         self.skipped: Counter[str] = Counter()  # values skipped, by reason
         self.suppressed: Counter[str] = Counter()  # alerts suppressed, by reason
         self.events = 0
+        self.dirty: set[str] = set()  # models changed since the caller last cleared this (checkpoints)
 
     def model(self, model_id: str) -> ModelMonitor:
         model = self.models.get(model_id)
@@ -105,10 +120,56 @@ class Monitor:
     def process(self, event: InferenceEvent, source: RecordSource) -> list[DriftAlert]:
         self.events += 1
         model = self.model(event.model_id)
+        self.dirty.add(event.model_id)
         alerts: list[DriftAlert] = []
         self._features(model, event, source, alerts)
         self._outputs(model, event, source, alerts)
         return alerts
+
+    def export_model(self, model_id: str) -> dict[str, Any]:
+        """A model's state as plain containers around River's objects: the body of a snapshot."""
+        model = self.models[model_id]
+
+        def saved(track: SignalTrack | None) -> tuple[Any, ...] | None:
+            return None if track is None else track.export()
+
+        return {
+            "features": [(name, saved(f), saved(m)) for name, (f, m) in model.features.items()],
+            "classes": [(label, saved(track)) for label, track in model.classes.items()],
+            "tracks": [(kind, saved(track)) for kind, track in model.tracks.items()],
+        }
+
+    def restore_model(self, model_id: str, state: dict[str, Any]) -> int:
+        """Rebuild a model from `export_model`'s output under the current config.
+
+        Signals whose detector settings differ from the saved ones start fresh; returns how many did.
+        """
+        self.models.pop(model_id, None)
+        model = self.model(model_id)
+        plan = model.plan
+        fresh = 0
+
+        def rebuilt(name: str, policy: SignalPolicy, saved: tuple[Any, ...] | None) -> SignalTrack | None:
+            nonlocal fresh
+            track = model.track(name, policy)
+            if track is not None and saved is not None and not track.restore(saved):
+                fresh += 1
+            return track
+
+        for name, feature, missing in state["features"]:
+            model.features[name] = (
+                rebuilt(f"feature:{name}", plan.feature(name), feature),
+                rebuilt(f"missing:{name}", plan.signal("missing"), missing),
+            )
+        for label, saved in state["classes"]:
+            model.classes[label] = rebuilt(f"prediction:{label}", plan.signal("prediction"), saved)
+        for kind, saved in state["tracks"]:
+            model.tracks[kind] = rebuilt(kind, plan.signal(kind), saved)
+        return fresh
+
+    def drop_model(self, model_id: str) -> None:
+        self.models.pop(model_id, None)
+        self.dirty.discard(model_id)
 
     def _features(
         self, model: ModelMonitor, event: InferenceEvent, source: RecordSource, alerts: list[DriftAlert]
