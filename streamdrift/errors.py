@@ -3,7 +3,8 @@
 - `ConfigError`: the operator must fix a file or an argument; the CLI exits 2 with one line per problem.
 - `BadRecord`: one input record cannot become an event; it goes to the dead-letter topic, never stops the run.
 - `KafkaUnavailable`: the broker cannot be reached or refused us; retriable by waiting, fatal at startup.
-- `FatalServiceError`: the service cannot go on (fenced, misconfigured cluster); exit non-zero.
+- `FatalServiceError`: the service cannot go on (misconfigured cluster, writes refused); exit non-zero.
+  `Fenced`, a kind of it: another instance took over this one's transactional id.
 """
 
 from __future__ import annotations
@@ -36,3 +37,7 @@ class KafkaUnavailable(StreamdriftError):
 
 class FatalServiceError(StreamdriftError):
     """The service cannot continue (for example, a newer instance fenced this one)."""
+
+
+class Fenced(FatalServiceError):
+    """A newer producer with this transactional id exists: this instance is a zombie and must stop."""

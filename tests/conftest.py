@@ -204,3 +204,11 @@ def kafka_clients(bootstrap_servers: str) -> Iterator[KafkaClients]:
         yield clients
     finally:
         clients.close()
+
+
+@pytest.fixture(autouse=True)
+def state_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every service run needs an HMAC key for its state snapshots; subprocesses inherit it."""
+    key = os.environ.get("STREAMDRIFT_STATE_KEY") or "test-state-key-0123456789abcdef"
+    monkeypatch.setenv("STREAMDRIFT_STATE_KEY", key)
+    return key

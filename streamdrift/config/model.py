@@ -69,7 +69,16 @@ class ProcessingSettings(Strict):
     commit_interval_ms: int = Field(500, ge=10, le=60_000)
     max_poll_records: int = Field(2_000, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    state_key: str | None = Field(None, description="HMAC key for state snapshots; use ${ENV}")
+    state_key: str | None = Field(
+        None,
+        description="HMAC key for state snapshots; default: $STREAMDRIFT_STATE_KEY. Keep it out of the file.",
+    )
+    instance_id: str | None = Field(
+        None,
+        description="stable id of this replica (default: $STREAMDRIFT_INSTANCE_ID, else the host name); "
+        "it names the transactional producer, so a restarted replica fences its previous incarnation",
+    )
+    restore_timeout_s: float = Field(60.0, gt=0, description="exit when a state restore makes no progress")
     limits: LimitSettings = LimitSettings()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from streamdrift.errors import ConfigError, StreamdriftError
 from streamdrift.kafka.clients import KafkaClients, ensure_topics
 from streamdrift.service.logs import configure_logging
 from streamdrift.service.runner import DriftService
+from streamdrift.service.state import STATE_KEY_ENV
 
 EVENTS_PER_MODEL = 4000
 INPUT_PARTITIONS = 2
@@ -56,6 +58,8 @@ def produce_only(bootstrap: str, topic: str) -> None:
 
 def run_demo(bootstrap: str) -> int:
     run_id = uuid.uuid4().hex[:8]
+    # Snapshots need an HMAC key; the demo's state is throwaway, so a generated one will do.
+    os.environ.setdefault(STATE_KEY_ENV, secrets.token_hex(32))
     config = _demo_config(bootstrap, run_id)
     configure_logging("warning", "console")
     clients = KafkaClients(config.kafka)

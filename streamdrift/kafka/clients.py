@@ -89,6 +89,10 @@ def ensure_topics(admin: Any, wanted: dict[str, dict[str, Any]]) -> list[str]:
     return sorted(missing)
 
 
+def topic_partition(topic: str, partition: int) -> Any:
+    return TopicPartition(topic, partition)
+
+
 def offsets_to_commit(pending: Mapping[TopicPartition, int]) -> dict[TopicPartition, Any]:
     """Offsets to commit, in the form kafka-python's commit and send_offsets_to_transaction take."""
     return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in pending.items()}
@@ -101,12 +105,18 @@ class RebalanceCallbacks(ConsumerRebalanceListener):  # type: ignore[misc]
         self,
         on_revoked: Callable[[set[TopicPartition]], None],
         on_assigned: Callable[[set[TopicPartition]], None],
+        on_lost: Callable[[set[TopicPartition]], None],
     ) -> None:
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
+        self._on_lost = on_lost
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self._on_revoked(set(revoked))
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._on_assigned(set(assigned))
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        """Evicted from the group (e.g. a stall past max_poll_interval_ms): nothing can be committed."""
+        self._on_lost(set(lost))

@@ -28,6 +28,7 @@ class OutRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers
+    partition: int | None = None  # None: the producer's partitioner (by key) chooses
 
 
 def alert_record(topic: str, alert: DriftAlert) -> OutRecord:

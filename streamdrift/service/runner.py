@@ -1,32 +1,41 @@
-"""The run loop: poll, detect, write alerts and dead letters, checkpoint.
+"""The run loop: restore, poll, detect, write alerts, dead letters and snapshots, checkpoint.
 
 The checkpoint, once per `processing.commit_interval_ms` (and on revocation and shutdown), is a numbered
 sequence; each step's failure has a defined outcome:
 
 exactly_once (one Kafka transaction per interval, begun lazily at the first record):
   1. alerts and dead letters of the interval were sent inside the transaction as they happened;
-  2. `send_offsets_to_transaction(next offsets, consumer.group_metadata())`;
-  3. `commit_transaction()`.
-  A failure in 1-3, or a crash anywhere, leaves the transaction open: the broker aborts it, no reader
-  (read_committed) ever sees its records, and the input is read again from the last committed offsets.
+  2. a snapshot of every model changed in the interval goes to the state topic (partition = the model's input
+     partition), holding the next input offset it reflects;
+  3. `send_offsets_to_transaction(next offsets, consumer.group_metadata())`;
+  4. `commit_transaction()`.
+  A crash anywhere leaves the transaction open: the broker aborts it and no read_committed reader sees its
+  records. A failure in 1-4 aborts it and rolls back: every model is dropped and restored from the state
+  topic, and the input is read again from the committed offsets. Either way the alerts equal those of an
+  uninterrupted run.
 
 at_least_once:
-  1. `flush()` the producer and check every send of the interval succeeded (else: stop, commit nothing);
-  2. commit the next offsets.
-  A crash between sends and 2 repeats alerts on restart, always with the same `alert_id`.
+  1. alerts and dead letters were sent as they happened;
+  2. snapshots of the changed models are sent; 3. `flush()`, and every send of the interval must have
+  succeeded; 4. commit the offsets. A crash between 1 and 4 may repeat alerts on restart, always with the same
+  `alert_id`; events a restored snapshot already reflects are skipped, so detector state never counts an
+  event twice.
 
-Rebalance callbacks run on the consumer's network loop, where a blocking *consumer* call fails, so the
-revocation checkpoint uses the producer only (it has its own network thread): in exactly_once mode it
-commits the open transaction with the offsets while this member still belongs to the old generation. In
-at_least_once mode revocation commits nothing: the next owner re-reads the uncommitted records, which
-at-least-once allows.
+Partitions: on assignment, a partition's models are restored from its state partition (to the end, read
+committed) before any of its input is processed — the partition stays paused until then. On revocation the
+open interval is checkpointed while this member still belongs to the old generation; rebalance callbacks run
+on the consumer's network loop, where a blocking *consumer* call fails, so the revocation checkpoint uses the
+producer only (its own network thread). In at_least_once mode revocation flushes but commits no offsets; the
+next owner skips what the snapshots already reflect. Partitions lost by eviction (a stall past
+max_poll_interval_ms) cannot be committed: the transaction is aborted and everything is restored.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -36,7 +45,7 @@ from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import RecordSource
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
-from streamdrift.errors import BadRecord, FatalServiceError
+from streamdrift.errors import BadRecord, FatalServiceError, Fenced, KafkaUnavailable, StreamdriftError
 from streamdrift.kafka.clients import (
     KafkaClients,
     RebalanceCallbacks,
@@ -46,8 +55,11 @@ from streamdrift.kafka.clients import (
     translated_errors,
 )
 from streamdrift.service.records import OutRecord, alert_record, dead_letter_record
+from streamdrift.service.state import StateStore, state_key
 
 POLL_TIMEOUT_MS = 200
+RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+MAX_REFUSED_CHECKPOINTS = 5
 
 # kafka-python's TopicPartition: a (topic, partition) named tuple. Only the adapter package imports kafka.
 TopicPartition = Any
@@ -64,19 +76,33 @@ class DriftService:
         self.stop = stop or threading.Event()
         self.exactly_once = config.processing.guarantee == "exactly_once"
         self.log = structlog.get_logger("streamdrift.service")
+        self.state = StateStore(config, clients, state_key(config))
         self.decoder = EventDecoder(config.event_fields(), config.event_limits())
         self.monitor = Monitor(
             config.policies(), config_version=config.config_version, limits=config.monitor_limits()
         )
+        self.instance_id = (
+            config.processing.instance_id or os.environ.get("STREAMDRIFT_INSTANCE_ID") or socket.gethostname()
+        )
+        # Checkpoint state, shared with the rebalance callbacks (they run on the consumer's network loop).
+        self.lock = threading.RLock()
+        self.owned: set[TopicPartition] = set()  # assigned and restored: processed
+        self.restoring: set[TopicPartition] = set()  # assigned, paused until their models are restored
+        self.pending: dict[TopicPartition, int] = {}  # next input offset to commit, per partition
         self.model_partition: dict[str, TopicPartition] = {}
-        self.pending: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self.next_offset: dict[str, int] = {}  # per model: events before this are already in its state
         self.in_transaction = False
+        self.refused_checkpoints = 0  # in a row; past MAX_REFUSED_CHECKPOINTS the error is fatal
         self.sends: list[Any] = []  # futures of the interval (at_least_once checks them at commit)
-        self.lock = threading.Lock()  # the checkpoint state, shared with the rebalance listener
         self.totals: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
         self.consumer: Any = None
         self.producer: Any = None
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned and every one of them restored."""
+        return bool(self.owned) and not self.restoring
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -85,9 +111,10 @@ class DriftService:
         config = self.config
         self._create_topics()
         if self.exactly_once:
-            transactional_id = f"streamdrift-{config.kafka.group_id}-{uuid.uuid4().hex[:12]}"
+            transactional_id = f"streamdrift-{config.kafka.group_id}-{self.instance_id}"
+            # A stable id per replica: a restarted replica fences its previous incarnation at once.
             self.producer = self.clients.producer(
-                transactional_id=transactional_id, transaction_timeout_ms=30_000
+                transactional_id=transactional_id, transaction_timeout_ms=60_000
             )
             with translated_errors("initialising transactions"):
                 self.producer.init_transactions()
@@ -100,13 +127,15 @@ class DriftService:
             isolation_level="read_committed",
         )
         self.consumer.subscribe(
-            config.topics.input, listener=RebalanceCallbacks(self.on_revoked, self.on_assigned)
+            config.topics.input,
+            listener=RebalanceCallbacks(self.on_revoked, self.on_assigned, self.on_lost),
         )
         self.log.info(
             "started",
             input=config.topics.input,
             alerts=config.topics.alerts,
             group_id=config.kafka.group_id,
+            instance_id=self.instance_id,
             guarantee=config.processing.guarantee,
             config_version=config.config_version,
         )
@@ -120,19 +149,54 @@ class DriftService:
 
     def _create_topics(self) -> None:
         config = self.config
+        topics = config.topics
         admin = self.clients.admin()
         try:
-            counts = partition_counts(admin, config.topics.input)
-            for topic in config.topics.input:
-                if topic not in counts:
-                    self.log.warning("input topic does not exist yet; waiting for it", topic=topic)
-            partitions = max(counts.values(), default=1)
-            spec = {"num_partitions": partitions, "replication_factor": config.topics.replication_factor}
-            created = ensure_topics(admin, {config.topics.alerts: spec, config.topics.dead_letter: spec})
+            counts = self._input_partition_counts(admin)
+            if len(set(counts.values())) > 1:
+                raise FatalServiceError(
+                    f"input topics have different partition counts ({counts}); the state topic is "
+                    "co-partitioned with the input, so they must all have the same count"
+                )
+            partitions = next(iter(counts.values()))
+            existing = partition_counts(admin, [topics.state]).get(topics.state)
+            if existing is not None and existing != partitions:
+                raise FatalServiceError(
+                    f"state topic {topics.state} has {existing} partitions but the input has {partitions}; "
+                    "it must be co-partitioned: delete it (state restarts fresh) or name another topics.state"
+                )
+            spec: dict[str, Any] = {
+                "num_partitions": partitions,
+                "replication_factor": topics.replication_factor,
+            }
+            created = ensure_topics(
+                admin,
+                {
+                    topics.alerts: spec,
+                    topics.dead_letter: spec,
+                    topics.state: {**spec, "configs": {"cleanup.policy": "compact"}},
+                },
+            )
             if created:
                 self.log.info("created topics", topics=created, partitions=partitions)
         finally:
             admin.close()
+
+    def _input_partition_counts(self, admin: Any) -> dict[str, int]:
+        """Wait for every input topic to exist; the state topic's partition count comes from them."""
+        inputs = self.config.topics.input
+        last_log = 0.0
+        while True:
+            counts = partition_counts(admin, inputs)
+            missing = [topic for topic in inputs if topic not in counts]
+            if not missing:
+                return counts
+            if self.stop.is_set():
+                raise FatalServiceError(f"stopped while waiting for input topics {missing}")
+            if time.monotonic() - last_log > 30:
+                self.log.warning("waiting for input topics to exist", missing=missing)
+                last_log = time.monotonic()
+            self.stop.wait(1.0)
 
     def _close(self) -> None:
         if self.consumer is not None:
@@ -144,33 +208,48 @@ class DriftService:
         interval = self.config.processing.commit_interval_ms / 1000
         summary_every = self.config.logging.summary_interval_s
         last_commit = last_summary = time.monotonic()
-        since_summary = Counter[str]()
+        events_at_summary = 0
+        failures = 0
         while not self.stop.is_set():
-            batch = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
-            with self.lock:
-                for partition, records in batch.items():
-                    self._process(partition, records)
-                    since_summary["events"] += len(records)
+            try:
+                if self.restoring:
+                    self._restore()
+                batch = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+                with self.lock:
+                    for partition, records in batch.items():
+                        self._process(partition, records)
+                    now = time.monotonic()
+                    if now - last_commit >= interval:
+                        self._checkpoint()
+                        last_commit = now
+                failures = 0
+            except KafkaUnavailable as exc:
+                # The broker is away: undo the open interval and retry; processing resumes from the last
+                # checkpoint once it answers again.
+                self.log.warning("broker unavailable; rolling back to the last checkpoint", error=str(exc))
+                with self.lock:
+                    self._rollback()
+                self.stop.wait(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)])
+                failures += 1
                 now = time.monotonic()
-                if now - last_commit >= interval:
-                    self._checkpoint()
-                    last_commit = now
             if now - last_summary >= summary_every:
-                elapsed = now - last_summary
-                self.log.info(
-                    "summary",
-                    events_per_s=round(since_summary["events"] / elapsed, 1),
-                    **self._summary_fields(),
-                )
-                since_summary.clear()
+                rate = (self.totals["events"] - events_at_summary) / (now - last_summary)
+                self.log.info("summary", events_per_s=round(rate, 1), **self._summary_fields())
+                events_at_summary = self.totals["events"]
                 last_summary = now
 
     # ---- processing ------------------------------------------------------------------------------
 
     def _process(self, partition: TopicPartition, records: list[Any]) -> None:
+        if partition not in self.owned:
+            if partition in self.restoring:
+                # Fetched before the pause took effect: read these again once the partition is restored.
+                self.consumer.seek(partition, records[0].offset)
+            return
         topics = self.config.topics
         decode = self.decoder.decode
         process = self.monitor.process
+        next_offset = self.next_offset
         for record in records:
             try:
                 event = decode(record.key, record.value)
@@ -189,7 +268,12 @@ class DriftService:
                     )
                 )
                 continue
-            self._claim(event.model_id, partition)
+            model_id = event.model_id
+            seen_up_to = next_offset.get(model_id)
+            if seen_up_to is not None and record.offset < seen_up_to:
+                self.totals["already_applied"] += 1  # a re-read event its restored state already reflects
+                continue
+            self._claim(model_id, partition)
             source = RecordSource(
                 topic=record.topic, partition=record.partition, offset=record.offset,
                 timestamp_ms=record.timestamp,
@@ -197,6 +281,7 @@ class DriftService:
             for alert in process(event, source):
                 self.totals[f"alerts_{alert.level}"] += 1
                 self._send(alert_record(topics.alerts, alert))
+            next_offset[model_id] = record.offset + 1
         self.totals["events"] += len(records)
         self.pending[partition] = records[-1].offset + 1
 
@@ -222,66 +307,169 @@ class DriftService:
             self.in_transaction = True
         with translated_errors("sending a record"):
             future = self.producer.send(
-                record.topic, key=record.key, value=record.value, headers=record.headers
-            )
+                record.topic, key=record.key, value=record.value, headers=record.headers,
+                partition=record.partition,
+            )  # fmt: skip
         if not self.exactly_once:
             self.sends.append(future)
 
-    # ---- checkpoint ------------------------------------------------------------------------------
+    # ---- checkpoint, restore, rollback -----------------------------------------------------------
 
     def _checkpoint(self, *, commit_offsets: bool = True) -> None:
-        """Make the interval's alerts durable and commit the offsets they came from (see module doc)."""
-        if not self.pending and not self.in_transaction:
+        """Make the interval's alerts and snapshots durable and commit their offsets (see module doc)."""
+        if not self.pending and not self.in_transaction and not self.monitor.dirty:
             return
+        started = time.monotonic()
+        self._send_snapshots()
         offsets = offsets_to_commit(self.pending)
-        if self.exactly_once:
-            if not self.in_transaction:
-                with translated_errors("beginning a transaction"):
-                    self.producer.begin_transaction()
-                self.in_transaction = True
-            with translated_errors("committing the transaction"):
-                if offsets:
-                    self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
-                self.producer.commit_transaction()
-            self.in_transaction = False
-        else:
-            with translated_errors("flushing alerts"):
-                self.producer.flush()
-            failed = [future for future in self.sends if future.failed()]
-            if failed:
-                raise FatalServiceError(
-                    f"{len(failed)} alert or dead-letter writes failed: {failed[0].exception}"
-                )
-            self.sends.clear()
-            if commit_offsets and offsets:
-                with translated_errors("committing offsets"):
-                    self.consumer.commit(offsets)
+        try:
+            if self.exactly_once:
+                if not self.in_transaction:
+                    with translated_errors("beginning a transaction"):
+                        self.producer.begin_transaction()
+                    self.in_transaction = True
+                with translated_errors("committing the transaction"):
+                    if offsets:
+                        self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+                    self.producer.commit_transaction()
+                self.in_transaction = False
+            else:
+                with translated_errors("flushing alerts"):
+                    self.producer.flush()
+                failed = [future for future in self.sends if future.failed()]
+                if failed:
+                    raise FatalServiceError(f"{len(failed)} writes failed, first: {failed[0].exception}")
+                self.sends.clear()
+                if commit_offsets and offsets:
+                    with translated_errors("committing offsets"):
+                        self.consumer.commit(offsets)
+        except Fenced:
+            raise
+        except FatalServiceError as exc:
+            self.refused_checkpoints += 1
+            if not self.exactly_once or self.refused_checkpoints > MAX_REFUSED_CHECKPOINTS:
+                raise
+            # Refused, e.g. because a rebalance moved on: undo, restore, carry on.
+            self.log.warning("checkpoint refused; rolling back to the last checkpoint", error=str(exc))
+            self._rollback()
+            return
+        self.refused_checkpoints = 0
         self.pending.clear()
         self.totals["checkpoints"] += 1
+        self.totals["checkpoint_ms"] += round((time.monotonic() - started) * 1000)
+
+    def _send_snapshots(self) -> None:
+        monitor = self.monitor
+        for model_id in monitor.dirty:
+            partition = self.model_partition[model_id]
+            record = self.state.snapshot_record(
+                model_id,
+                partition.topic,
+                partition.partition,
+                self.next_offset[model_id],
+                monitor.export_model(model_id),
+            )
+            self.totals["snapshot_bytes"] += len(record.value or b"")
+            self._send(record)
+        self.totals["snapshots"] += len(monitor.dirty)
+        monitor.dirty.clear()
+
+    def _restore(self) -> None:
+        """Restore the models of the partitions awaiting it, seek them to their committed offsets, resume."""
+        with self.lock:
+            partitions = set(self.restoring)
+        restored = self.state.restore({(tp.topic, tp.partition) for tp in partitions})
+        with self.lock:
+            models = 0
+            for tp in partitions:
+                self._drop_partition_models(tp)
+                for model in restored[(tp.topic, tp.partition)]:
+                    reset = self.monitor.restore_model(model.model_id, model.state)
+                    self.totals["signals_reset_by_config"] += reset
+                    self.model_partition[model.model_id] = tp
+                    self.next_offset[model.model_id] = model.offset
+                    models += 1
+                with translated_errors("reading committed offsets"):
+                    committed = self.consumer.committed(tp)
+                    if committed is not None:
+                        self.consumer.seek(tp, committed)
+                    elif self.config.processing.auto_offset_reset == "earliest":
+                        self.consumer.seek_to_beginning(tp)
+                    else:
+                        self.consumer.seek_to_end(tp)
+            self.consumer.resume(*partitions)
+            self.owned |= partitions
+            self.restoring -= partitions
+            self.log.info(
+                "ready", partitions=sorted(str(tp) for tp in self.owned), restored_models=models,
+                rejected_snapshots=dict(self.state.rejected),
+            )  # fmt: skip
+
+    def _rollback(self) -> None:
+        """Forget everything since the last checkpoint: abort, drop every model, restore all partitions."""
+        if self.exactly_once and self.in_transaction:
+            try:
+                with translated_errors("aborting the transaction"):
+                    self.producer.abort_transaction()
+            except KafkaUnavailable:
+                pass  # the broker aborts it when the transaction times out
+            self.in_transaction = False
+            self.totals["transactions_aborted"] += 1
+        self.sends.clear()
+        self.pending.clear()
+        for tp in self.owned | self.restoring:
+            self._drop_partition_models(tp)
+        self.restoring |= self.owned
+        self.owned = set()
+        if self.restoring:
+            self.consumer.pause(*self.restoring)
+
+    def _drop_partition_models(self, tp: TopicPartition) -> None:
+        for model_id in [m for m, home in self.model_partition.items() if home == tp]:
+            del self.model_partition[model_id]
+            self.next_offset.pop(model_id, None)
+            self.monitor.drop_model(model_id)
+
+    # ---- rebalance callbacks (on the consumer's network loop) ------------------------------------
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """On the consumer's network loop as a rebalance starts: finish the interval while we own it."""
+        """A rebalance starts: finish the interval while this member still owns the partitions."""
         with self.lock:
-            if self.exactly_once:
-                self._checkpoint()
-            else:
-                self._checkpoint(commit_offsets=False)  # the next owner re-reads uncommitted input
+            try:
+                # at_least_once commits no offsets here: a blocking consumer call fails on this thread.
+                self._checkpoint(commit_offsets=self.exactly_once)
+            except StreamdriftError as exc:
+                self.log.warning("could not checkpoint on revocation; rolling back", error=str(exc))
+                self._rollback()
         self.log.info("partitions revoked", partitions=sorted(str(tp) for tp in revoked))
 
-    def on_assigned(self, owned: set[TopicPartition]) -> None:
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
         with self.lock:
-            self.pending = {tp: offset for tp, offset in self.pending.items() if tp in owned}
-            gone = [model for model, tp in self.model_partition.items() if tp not in owned]
-            for model_id in gone:
-                del self.model_partition[model_id]
-                self.monitor.models.pop(model_id, None)
+            for tp in (self.owned | self.restoring) - assigned:
+                self._drop_partition_models(tp)
+                self.pending.pop(tp, None)
+            fresh = assigned - self.owned
+            self.owned &= assigned
+            self.restoring = set(fresh)
+            if fresh:
+                self.consumer.pause(*fresh)
         self.log.info(
-            "partitions assigned", partitions=sorted(str(tp) for tp in owned), dropped_models=len(gone)
+            "partitions assigned", partitions=sorted(str(tp) for tp in assigned), to_restore=len(fresh)
         )
+
+    def on_lost(self, lost: set[TopicPartition]) -> None:
+        with self.lock:
+            self.log.warning("partitions lost (evicted from the group); rolling back", partitions=len(lost))
+            self._rollback()
+            self.restoring -= lost
+            for tp in lost:
+                self.pending.pop(tp, None)
 
     def _summary_fields(self) -> dict[str, Any]:
         monitor = self.monitor
         return {
+            "ready": self.ready,
+            "restoring_partitions": len(self.restoring),
             "events": self.totals["events"],
             "alerts_drift": self.totals["alerts_drift"],
             "alerts_warning": self.totals["alerts_warning"],
@@ -290,4 +478,8 @@ class DriftService:
             "suppressed_alerts": dict(monitor.suppressed),
             "models": len(monitor.models),
             "checkpoints": self.totals["checkpoints"],
+            "snapshots": self.totals["snapshots"],
+            "rejected_snapshots": dict(self.state.rejected),
+            "transactions_aborted": self.totals["transactions_aborted"],
+            "models_in_two_partitions": self.totals["model_in_two_partitions"],
         }
