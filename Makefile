@@ -33,8 +33,8 @@ tools:
 	  || { echo "make: could not install kcat (apt-get install kcat)"; exit 1; }
 
 lint: venv
-	$(BIN)/ruff check streamdrift tests tools benchmarks
-	$(BIN)/ruff format --check streamdrift tests tools benchmarks
+	$(BIN)/ruff check streamdrift tests
+	$(BIN)/ruff format --check streamdrift tests
 
 typecheck: venv
 	$(BIN)/mypy

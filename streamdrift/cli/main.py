@@ -97,10 +97,10 @@ def _run(args: argparse.Namespace) -> int:
     from streamdrift.service.runner import DriftService
     from streamdrift.service.shutdown import install_stop_handlers
 
+    stop = threading.Event()
+    install_stop_handlers(stop)  # first: a SIGTERM during startup still means "stop cleanly"
     config = load_config(args.config)
     configure_logging(config.logging.level, config.logging.format)
-    stop = threading.Event()
-    install_stop_handlers(stop)
     DriftService(config, KafkaClients(config.kafka), stop=stop).run()
     return EXIT_OK
 

@@ -22,7 +22,11 @@ def replay_file(config_path: str, input_path: str, output_path: str | None) -> i
         if output_path is None:
             _write(replay(config, _values(lines), stats), sys.stdout.buffer)
         else:
-            with Path(output_path).open("wb") as out:
+            try:
+                out = Path(output_path).open("wb")  # noqa: SIM115 -- closed below; opening is what may fail
+            except OSError as exc:
+                raise ConfigError(f"--output {output_path}: cannot write: {exc.strerror}") from None
+            with out:
                 _write(replay(config, _values(lines), stats), out)
     bad = sum(stats.bad_records.values())
     detail = ", ".join(f"{kind}={n}" for kind, n in sorted(stats.bad_records.items()))

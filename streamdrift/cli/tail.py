@@ -45,6 +45,8 @@ def tail_alerts(config_path: str, *, from_beginning: bool, as_json: bool, limit:
         while limit is None or shown < limit:
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
+                    if limit is not None and shown >= limit:
+                        break
                     if as_json:
                         sys.stdout.write(record.value.decode() + "\n")
                     else:

@@ -44,6 +44,8 @@ def parse_config(
     if not isinstance(document, dict):
         raise ConfigError(f"{origin}: the config must be a mapping of sections (kafka, topics, ...)")
     problems: list[str] = []
+    if "config_version" in document:
+        problems.append("config_version: unknown key (it is computed from the file's content)")
     document = _substitute(document, os.environ if env is None else env, "", problems)
     if problems:
         raise ConfigError([f"{origin}: {problem}" for problem in problems])
@@ -56,15 +58,17 @@ def parse_config(
 
 def describe_errors(exc: ValidationError) -> list[str]:
     """One line per problem: `models[0].features.amount.detector: adwin has no parameter 'dleta' ...`."""
-    lines = []
+    lines: list[str] = []
     for error in exc.errors():
         path = _path(error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
+        messages = [error["msg"].removeprefix("Value error, ")]
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] not in {"missing", "value_error"} and "input" in error:
-            message = f"{message} (got {error['input']!r})"
-        lines.append(f"{path}: {message}" if path else message)
+            messages = ["unknown key"]
+        elif error["type"] == "value_error":
+            messages = messages[0].split("; ")  # a validator's several problems, one line each
+        elif error["type"] != "missing" and "input" in error:
+            messages = [f"{messages[0]} (got {error['input']!r})"]
+        lines.extend(f"{path}: {message}" if path else message for message in messages)
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from streamdrift.core.detectors import DETECTOR_KINDS, DetectorSpec, check_params
 from streamdrift.core.event import EventFields, EventLimits
@@ -79,6 +80,12 @@ class ProcessingSettings(Strict):
         "it names the transactional producer, so a restarted replica fences its previous incarnation",
     )
     restore_timeout_s: float = Field(60.0, gt=0, description="exit when a state restore makes no progress")
+    session_timeout_ms: int = Field(
+        30_000, ge=1000, description="a replica silent this long loses its partitions to the others"
+    )
+    max_poll_interval_ms: int = Field(
+        300_000, ge=1000, description="processing stalled this long: the replica is evicted and rejoins"
+    )
     limits: LimitSettings = LimitSettings()
 
 
@@ -182,7 +189,7 @@ class StreamdriftConfig(Strict):
     models: list[ModelSettings] = Field(default_factory=list)
     logging: LoggingSettings = LoggingSettings()
     # Set by the loader from the file's bytes, so alerts name the config that produced them.
-    config_version: str = Field("unversioned", exclude=True)
+    config_version: SkipJsonSchema[str] = Field("unversioned", exclude=True)
 
     def policies(self) -> Policies:
         defaults = {kind: getattr(self.defaults, kind).policy() for kind in SIGNAL_KINDS}

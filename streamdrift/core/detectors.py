@@ -179,11 +179,31 @@ def check_params(detector_type: str, params: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"{detector_type}.{name} must be {rule.expect or rule.kind.__name__}, got {value!r}"
             )
-    if not problems and detector_type == "kswin":
-        window, stat = params.get("window_size", 100), params.get("stat_size", 30)
-        if stat >= window:
-            problems.append(f"kswin.stat_size ({stat}) must be smaller than window_size ({window})")
+    if not problems:
+        problems.extend(_cross_checks(detector_type, {**_river_defaults(kind), **params}))
     return problems
+
+
+def _river_defaults(kind: DetectorKind) -> dict[str, Any]:
+    import inspect  # noqa: PLC0415 -- only config validation needs it
+
+    signature = inspect.signature(kind.river_class.__init__)
+    return {name: p.default for name, p in signature.parameters.items() if name in kind.params}
+
+
+def _cross_checks(detector_type: str, params: dict[str, Any]) -> list[str]:
+    """Constraints between parameters, which River checks late (at the first update) or not at all."""
+    if detector_type == "kswin" and params["window_size"] < 2 * params["stat_size"]:
+        # KSWIN samples stat_size values from the window_size - stat_size older ones.
+        window, stat = params["window_size"], params["stat_size"]
+        return [f"kswin.window_size ({window}) must be at least twice stat_size ({stat})"]
+    if detector_type == "eddm" and params["alpha"] < params["beta"]:
+        return [f"eddm.alpha ({params['alpha']}) must be greater than or equal to beta ({params['beta']})"]
+    if detector_type == "fhddm":
+        short, window = params["short_window_size"], params["sliding_window_size"]
+        if short is not None and short > window:
+            return [f"fhddm.short_window_size ({short}) must not exceed sliding_window_size ({window})"]
+    return []
 
 
 def _accepts(rule: ParamRule, value: Any) -> bool:

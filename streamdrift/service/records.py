@@ -54,7 +54,7 @@ def dead_letter_record(
     """The original key, value and headers, plus headers saying what was wrong and where it came from."""
     extra: Headers = [
         (ERROR_KIND, error.kind.encode()),
-        (ERROR_MESSAGE, error.message.encode()[:1024]),
+        (ERROR_MESSAGE, error.message.encode()[:1024].decode(errors="ignore").encode()),  # whole characters
         (SOURCE_TOPIC, source_topic.encode()),
         (SOURCE_PARTITION, str(partition).encode()),
         (SOURCE_OFFSET, str(offset).encode()),

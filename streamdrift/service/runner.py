@@ -125,6 +125,10 @@ class DriftService:
             max_poll_records=config.processing.max_poll_records,
             auto_offset_reset=config.processing.auto_offset_reset,
             isolation_level="read_committed",
+            # Static membership: a restarted replica takes its partitions back without a rebalance.
+            group_instance_id=self.instance_id,
+            session_timeout_ms=config.processing.session_timeout_ms,
+            max_poll_interval_ms=config.processing.max_poll_interval_ms,
         )
         self.consumer.subscribe(
             config.topics.input,

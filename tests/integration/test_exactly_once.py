@@ -1,0 +1,339 @@
+"""Exactly once across crashes and restarts: the read_committed alerts topic equals an uninterrupted offline
+replay of the same input (same alerts, byte for byte, no duplicate, none missing), and so does the final
+detector state. Also: tampered snapshots are rejected and counted, and the service refuses to start on a
+state topic that is not co-partitioned or without a state key.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from kafka import TopicPartition
+
+from streamdrift.config import StreamdriftConfig, parse_config
+from streamdrift.core.alert import RecordSource
+from streamdrift.core.detectors import RIVER_VERSION
+from streamdrift.core.event import EventDecoder
+from streamdrift.core.monitor import Monitor
+from streamdrift.core.snapshot import decode_snapshot
+from tests.conftest import KafkaClients, TopicFactory, unique_name
+
+STREAMDRIFT = str(Path(sys.executable).parent / "streamdrift")
+DEADLINE_S = 120.0
+
+
+def config_yaml(bootstrap: str, input_topic: str, tag: str, **processing: Any) -> str:
+    extra = "".join(f"\n  {key}: {value}" for key, value in processing.items())
+    return f"""
+kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
+topics:
+  input: ["{input_topic}"]
+  alerts: "{tag}-alerts"
+  dead_letter: "{tag}-dead-letter"
+  state: "{tag}-state"
+processing:
+  commit_interval_ms: 100
+  session_timeout_ms: 6000{extra}
+models:
+  - match: "ph-*"
+    features:
+      x: {{detector: {{type: page_hinkley, threshold: 20}}}}
+  - match: "ks-*"
+    features:
+      x: {{detector: {{type: kswin, alpha: 0.001, seed: 5}}}}
+logging: {{summary_interval_s: 1}}
+"""
+
+
+def stream(models: int, per_model: int, seed: int) -> list[tuple[str, bytes]]:
+    """Interleaved events of several models, each with two mean shifts and a missing-value burst."""
+    rng = np.random.default_rng(seed)
+    kinds = ("ad", "ph", "ks")
+    names = [f"{kinds[i % 3]}-{i}" for i in range(models)]
+    shifts = {name: sorted(rng.choice(np.arange(500, per_model - 500), 2, replace=False)) for name in names}
+    out = []
+    for i in range(per_model):
+        for name in names:
+            first, second = shifts[name]
+            level = 0.0 + (i >= first) * 1.5 - (i >= second) * 1.5
+            features: dict[str, Any] = {
+                "x": round(float(rng.normal(level, 1.0)), 4),
+                "y": round(float(rng.uniform()), 4),
+            }
+            if first <= i < first + 300 and rng.uniform() < 0.4:
+                features["y"] = None
+            event = {"model_id": name, "features": features, "score": round(float(rng.beta(2, 5)), 4)}
+            out.append((name, orjson.dumps(event)))
+    return out
+
+
+def read_all(clients: KafkaClients, topic: str) -> list[Any]:
+    consumer = clients.consumer(isolation_level="read_committed", enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    if not partitions:
+        return []  # the topic does not exist (yet)
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    end = consumer.end_offsets(partitions)
+    records: list[Any] = []
+    deadline = time.monotonic() + 60
+    while any(consumer.position(tp) < end[tp] for tp in partitions):
+        assert time.monotonic() < deadline, f"could not read {topic} to its end"
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    return records
+
+
+def offline(config: StreamdriftConfig, records: list[Any]) -> tuple[list[bytes], Monitor]:
+    """The uninterrupted run: the production core over the input records, partition by partition."""
+    decoder = EventDecoder(config.event_fields(), config.event_limits())
+    monitor = Monitor(config.policies(), config_version=config.config_version, limits=config.monitor_limits())
+    alerts = []
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        event = decoder.decode(record.key, record.value)
+        source = RecordSource(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+        )
+        alerts.extend(alert.to_json() for alert in monitor.process(event, source))
+    return alerts, monitor
+
+
+def committed_total(admin: Any, group: str) -> int:
+    offsets = admin.list_group_offsets({group: None}).get(group, {})
+    return sum(meta.offset for meta in offsets.values() if meta.offset >= 0)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)  # polling interval of a deadline-bounded wait
+
+
+class Service:
+    """`streamdrift run` as a user runs it, in its own process."""
+
+    def __init__(self, config_path: Path, log_path: Path, instance: str) -> None:
+        self.config_path, self.log_path, self.instance = config_path, log_path, instance
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        env = {**os.environ, "STREAMDRIFT_INSTANCE_ID": self.instance}
+        self.process = subprocess.Popen(
+            [STREAMDRIFT, "run", "--config", str(self.config_path)], stdout=log, stderr=log, env=env
+        )
+        log.close()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def log_events(self) -> list[dict[str, Any]]:
+        lines = self.log_path.read_bytes().splitlines()
+        return [orjson.loads(line) for line in lines if line.startswith(b"{")]
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Callable[[Path, str], Service]]:
+    started: list[Service] = []
+
+    def make(config_path: Path, instance: str) -> Service:
+        service = Service(config_path, tmp_path / f"{instance}.log", instance)
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        if service.process is not None and service.process.poll() is None:
+            service.process.kill()
+            service.process.wait(timeout=10)
+
+
+def final_state(clients: KafkaClients, topic: str, key: str) -> dict[str, bytes]:
+    latest: dict[str, bytes] = {}
+    for record in read_all(clients, topic):
+        latest[record.key.decode()] = record.value
+    return {
+        model: pickle.dumps(decode_snapshot(value, key.encode(), RIVER_VERSION)[1])
+        for model, value in latest.items()
+    }
+
+
+def produce_paced(clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], seconds: float) -> None:
+    producer = clients.producer(linger_ms=5)
+    started = time.monotonic()
+    for i, (model, value) in enumerate(events):
+        producer.send(topic, key=model.encode(), value=value)
+        if i % 1000 == 999:
+            producer.flush()
+            ahead = (i + 1) / len(events) * seconds - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the input so that kills land mid-run
+    producer.flush()
+
+
+def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    kafka_admin: Any,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+    state_key: str,
+) -> None:
+    events = stream(models=12, per_model=8400, seed=11)  # 100,800 events
+    topic = new_topic(partitions=2)
+    tag = unique_name("eos")
+    text = config_yaml(bootstrap_servers, topic, tag)
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(text)
+    config = parse_config(text.encode())
+
+    producer = threading.Thread(target=produce_paced, args=(kafka_clients, topic, events, 25.0))
+    producer.start()
+    service = services(config_path, "eos-1")
+    rng = random.Random(3)
+    kills = 0
+    service.start()
+    while kills < 10:
+        before = committed_total(kafka_admin, f"{tag}-group")
+        wait_until(
+            lambda before=before: committed_total(kafka_admin, f"{tag}-group") > before,  # type: ignore[misc]
+            "progress after a restart",
+        )
+        time.sleep(rng.uniform(0.2, 1.5))  # a random moment to crash at, not a synchronisation
+        service.kill()
+        kills += 1
+        service.start()
+    producer.join()
+    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "the service to catch up")
+    assert service.stop() == 0
+
+    inputs = read_all(kafka_clients, topic)
+    expected, monitor = offline(config, inputs)
+    alerts = [record.value for record in read_all(kafka_clients, f"{tag}-alerts")]
+    assert len(expected) > 20, "the stream must produce alerts for the test to mean anything"
+    assert len(alerts) == len(set(alerts)), "duplicate alerts"
+    assert sorted(alerts) == sorted(expected)
+
+    state = final_state(kafka_clients, f"{tag}-state", state_key)
+    assert sorted(state) == sorted(monitor.models)
+    for model_id in monitor.models:
+        assert state[model_id] == pickle.dumps(monitor.export_model(model_id)), model_id
+    restores = [e for e in service.log_events() if e.get("event") == "state restored"]
+    assert len(restores) >= kills
+
+
+def test_tampered_state_is_rejected_counted_and_the_model_starts_fresh(
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+    state_key: str,
+) -> None:
+    topic = new_topic(partitions=1)
+    tag = unique_name("tamper")
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(config_yaml(bootstrap_servers, topic, tag))
+    producer = kafka_clients.producer()
+    for model, value in stream(models=2, per_model=2000, seed=2):
+        producer.send(topic, key=model.encode(), value=value)
+    producer.flush()
+
+    service = services(config_path, "tamper-1")
+    service.start()
+    wait_until(
+        lambda: len(final_state(kafka_clients, f"{tag}-state", state_key)) == 2, "both models' snapshots"
+    )
+    assert service.stop() == 0
+
+    # Flip one byte of one model's snapshot body, and forge another whose signature is simply wrong.
+    latest = {r.key: r.value for r in read_all(kafka_clients, f"{tag}-state")}
+    (first, value), (second, _) = sorted(latest.items())
+    tampered = bytearray(value)
+    tampered[-10] ^= 0xFF
+    producer.send(f"{tag}-state", key=first, value=bytes(tampered), partition=0)
+    producer.send(f"{tag}-state", key=second, value=b"SDS1" + b"\0" * 40 + b"not a snapshot", partition=0)
+    producer.flush()
+
+    first_run = len(service.log_events())
+    service.start()
+    wait_until(
+        lambda: any(e.get("event") == "ready" for e in service.log_events()[first_run:]),
+        "the restarted service to be ready",
+    )
+    assert service.stop() == 0
+    second_run = service.log_events()[first_run:]
+    rejected = [e for e in second_run if str(e.get("event")).startswith("state snapshot rejected")]
+    assert {e["model_id"] for e in rejected} == {first.decode(), second.decode()}
+    assert {e["reason"] for e in rejected} == {"bad_signature"}
+    ready = [e for e in second_run if e.get("event") == "ready"][-1]
+    assert ready["rejected_snapshots"] == {"bad_signature": 2}
+    assert ready["restored_models"] == 0
+
+
+def test_refuses_a_state_topic_that_is_not_co_partitioned(
+    bootstrap_servers: str, new_topic: TopicFactory, kafka_admin: Any, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2)
+    tag = unique_name("copart")
+    kafka_admin.create_topics(
+        {f"{tag}-state": {"num_partitions": 3, "replication_factor": 1}}, wait_for_metadata=True
+    )
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(config_yaml(bootstrap_servers, topic, tag))
+    result = subprocess.run(
+        [STREAMDRIFT, "run", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    kafka_admin.delete_topics([f"{tag}-state"])  # it refused before creating any other topic
+    assert result.returncode == 1
+    assert f"state topic {tag}-state has 3 partitions but the input has 2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_refuses_to_start_without_a_state_key(
+    bootstrap_servers: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STREAMDRIFT_STATE_KEY")
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(config_yaml(bootstrap_servers, "unused", unique_name("nokey")))
+    result = subprocess.run(
+        [STREAMDRIFT, "run", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "STREAMDRIFT_STATE_KEY" in lines[0] and "openssl rand" in lines[0]
