@@ -187,7 +187,7 @@ def check_params(detector_type: str, params: Mapping[str, Any]) -> list[str]:
 def _river_defaults(kind: DetectorKind) -> dict[str, Any]:
     import inspect  # noqa: PLC0415 -- only config validation needs it
 
-    signature = inspect.signature(kind.river_class.__init__)
+    signature = inspect.signature(kind.river_class)
     return {name: p.default for name, p in signature.parameters.items() if name in kind.params}
 
 
