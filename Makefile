@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help venv install check lint typecheck test unit demo kafka-up kafka-down kafka-status tools clean
+.PHONY: help venv install check lint typecheck test unit soak demo kafka-up kafka-down kafka-status tools clean
 
 help:
 	@echo "make demo        run the end-to-end demo on a local Kafka (started and stopped for it)"
 	@echo "make test        the whole suite, Kafka integration tests included"
 	@echo "make check       ruff + mypy --strict"
+	@echo "make soak        the crash tests, longer (SOAK_KILLS=40 SOAK_EVENTS=500000)"
 	@echo "make kafka-up    start the local broker (prints KAFKA_BOOTSTRAP_SERVERS=...)"
 	@echo "make kafka-down  stop it"
 
@@ -44,6 +45,13 @@ check: lint typecheck
 # The whole suite against a real broker; exit status is pytest's (5, "no tests ran", counts as failure).
 test: venv tools
 	@tools/with-kafka.sh tools/run-pytest.sh $(PYTEST_ARGS)
+
+# Longer crash tests: more kill -9s over more events (override SOAK_KILLS / SOAK_EVENTS).
+SOAK_KILLS ?= 40
+SOAK_EVENTS ?= 500000
+soak: venv tools
+	@STREAMDRIFT_SOAK_KILLS=$(SOAK_KILLS) STREAMDRIFT_SOAK_EVENTS=$(SOAK_EVENTS) \
+	  tools/with-kafka.sh tools/run-pytest.sh tests/integration/test_exactly_once.py -k kill_9 -p no:timeout
 
 # Pure-core tests only: no broker needed.
 unit: venv

@@ -41,3 +41,7 @@ class FatalServiceError(StreamdriftError):
 
 class Fenced(FatalServiceError):
     """A newer producer with this transactional id exists: this instance is a zombie and must stop."""
+
+
+class CheckpointRefused(StreamdriftError):
+    """The group moved on (rebalance, eviction): the open interval cannot commit and must be redone."""

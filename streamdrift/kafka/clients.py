@@ -11,7 +11,7 @@ from kafka import errors as kafka_errors
 from kafka.structs import TopicPartition
 
 from streamdrift.config.model import KafkaSettings
-from streamdrift.errors import FatalServiceError, KafkaUnavailable
+from streamdrift.errors import CheckpointRefused, FatalServiceError, Fenced, KafkaUnavailable
 
 
 @contextlib.contextmanager
@@ -20,9 +20,17 @@ def translated_errors(action: str) -> Iterator[None]:
     try:
         yield
     except (kafka_errors.ProducerFencedError, kafka_errors.InvalidProducerEpochError) as exc:
-        raise FatalServiceError(
-            f"{action}: fenced by a newer instance with the same transactional id"
+        raise Fenced(
+            f"{action}: fenced by a newer instance with the same transactional id "
+            "(give every replica its own processing.instance_id / STREAMDRIFT_INSTANCE_ID)"
         ) from exc
+    except (
+        kafka_errors.CommitFailedError,
+        kafka_errors.IllegalGenerationError,
+        kafka_errors.UnknownMemberIdError,
+        kafka_errors.RebalanceInProgressError,
+    ) as exc:
+        raise CheckpointRefused(f"{action}: {exc}") from exc
     except (kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError) as exc:
         raise KafkaUnavailable(f"{action}: the broker is unreachable ({type(exc).__name__})") from exc
     except kafka_errors.KafkaError as exc:
@@ -120,3 +128,9 @@ class RebalanceCallbacks(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
         """Evicted from the group (e.g. a stall past max_poll_interval_ms): nothing can be committed."""
         self._on_lost(set(lost))
+
+
+def rejoin_group(consumer: Any, topics: list[str], listener: RebalanceCallbacks) -> None:
+    """Forget this member's group identity and join again (after an eviction the broker forgot it)."""
+    consumer.unsubscribe()
+    consumer.subscribe(topics, listener=listener)

@@ -45,13 +45,20 @@ from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import RecordSource
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
-from streamdrift.errors import BadRecord, FatalServiceError, Fenced, KafkaUnavailable, StreamdriftError
+from streamdrift.errors import (
+    BadRecord,
+    CheckpointRefused,
+    FatalServiceError,
+    KafkaUnavailable,
+    StreamdriftError,
+)
 from streamdrift.kafka.clients import (
     KafkaClients,
     RebalanceCallbacks,
     ensure_topics,
     offsets_to_commit,
     partition_counts,
+    rejoin_group,
     translated_errors,
 )
 from streamdrift.service.records import OutRecord, alert_record, dead_letter_record
@@ -59,7 +66,7 @@ from streamdrift.service.state import StateStore, state_key
 
 POLL_TIMEOUT_MS = 200
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
-MAX_REFUSED_CHECKPOINTS = 5
+REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused for longer than this: give up (exit non-zero)
 
 # kafka-python's TopicPartition: a (topic, partition) named tuple. Only the adapter package imports kafka.
 TopicPartition = Any
@@ -92,12 +99,13 @@ class DriftService:
         self.model_partition: dict[str, TopicPartition] = {}
         self.next_offset: dict[str, int] = {}  # per model: events before this are already in its state
         self.in_transaction = False
-        self.refused_checkpoints = 0  # in a row; past MAX_REFUSED_CHECKPOINTS the error is fatal
+        self.last_checkpoint_ok = time.monotonic()
         self.sends: list[Any] = []  # futures of the interval (at_least_once checks them at commit)
         self.totals: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
         self.consumer: Any = None
         self.producer: Any = None
+        self.listener: RebalanceCallbacks | None = None
 
     @property
     def ready(self) -> bool:
@@ -130,10 +138,8 @@ class DriftService:
             session_timeout_ms=config.processing.session_timeout_ms,
             max_poll_interval_ms=config.processing.max_poll_interval_ms,
         )
-        self.consumer.subscribe(
-            config.topics.input,
-            listener=RebalanceCallbacks(self.on_revoked, self.on_assigned, self.on_lost),
-        )
+        self.listener = RebalanceCallbacks(self.on_revoked, self.on_assigned, self.on_lost)
+        self.consumer.subscribe(config.topics.input, listener=self.listener)
         self.log.info(
             "started",
             input=config.topics.input,
@@ -227,6 +233,25 @@ class DriftService:
                         self._checkpoint()
                         last_commit = now
                 failures = 0
+            except CheckpointRefused as exc:
+                # The group moved on without us (an eviction after a stall, a rebalance we missed): the
+                # interval was rolled back; join again and redo it from the last checkpoint.
+                if time.monotonic() - self.last_checkpoint_ok > REFUSED_FOR_AT_MOST_S:
+                    raise FatalServiceError(
+                        f"checkpoints refused for {REFUSED_FOR_AT_MOST_S:.0f} s: {exc}"
+                    ) from exc
+                self.log.warning(
+                    "checkpoint refused; rejoining the group and redoing the interval", error=str(exc)
+                )
+                with self.lock:
+                    assert self.listener is not None
+                    rejoin_group(self.consumer, self.config.topics.input, self.listener)
+                    # Models were dropped by the rollback; the next assignment restores them.
+                    self.owned.clear()
+                    self.restoring.clear()
+                self.stop.wait(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)])
+                failures += 1
+                now = time.monotonic()
             except KafkaUnavailable as exc:
                 # The broker is away: undo the open interval and retry; processing resumes from the last
                 # checkpoint once it answers again.
@@ -347,17 +372,10 @@ class DriftService:
                 if commit_offsets and offsets:
                     with translated_errors("committing offsets"):
                         self.consumer.commit(offsets)
-        except Fenced:
+        except CheckpointRefused:
+            self._rollback()  # the caller decides how to carry on
             raise
-        except FatalServiceError as exc:
-            self.refused_checkpoints += 1
-            if not self.exactly_once or self.refused_checkpoints > MAX_REFUSED_CHECKPOINTS:
-                raise
-            # Refused, e.g. because a rebalance moved on: undo, restore, carry on.
-            self.log.warning("checkpoint refused; rolling back to the last checkpoint", error=str(exc))
-            self._rollback()
-            return
-        self.refused_checkpoints = 0
+        self.last_checkpoint_ok = time.monotonic()
         self.pending.clear()
         self.totals["checkpoints"] += 1
         self.totals["checkpoint_ms"] += round((time.monotonic() - started) * 1000)
@@ -381,7 +399,8 @@ class DriftService:
     def _restore(self) -> None:
         """Restore the models of the partitions awaiting it, seek them to their committed offsets, resume."""
         with self.lock:
-            partitions = set(self.restoring)
+            partitions = self.restoring & set(self.consumer.assignment())
+            self.restoring = set(partitions)
         restored = self.state.restore({(tp.topic, tp.partition) for tp in partitions})
         with self.lock:
             models = 0

@@ -6,6 +6,7 @@ state topic that is not co-partitioned or without a state key.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -22,6 +23,7 @@ import numpy as np
 import orjson
 import pytest
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 
 from streamdrift.config import StreamdriftConfig, parse_config
 from streamdrift.core.alert import RecordSource
@@ -33,6 +35,9 @@ from tests.conftest import KafkaClients, TopicFactory, unique_name
 
 STREAMDRIFT = str(Path(sys.executable).parent / "streamdrift")
 DEADLINE_S = 120.0
+# `make soak` raises these: more kills over more events.
+SOAK_KILLS = int(os.environ.get("STREAMDRIFT_SOAK_KILLS", "10"))
+SOAK_EVENTS = int(os.environ.get("STREAMDRIFT_SOAK_EVENTS", "100800"))
 
 
 def config_yaml(bootstrap: str, input_topic: str, tag: str, **processing: Any) -> str:
@@ -115,7 +120,10 @@ def offline(config: StreamdriftConfig, records: list[Any]) -> tuple[list[bytes],
 
 
 def committed_total(admin: Any, group: str) -> int:
-    offsets = admin.list_group_offsets({group: None}).get(group, {})
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    except KafkaError:  # e.g. the group's coordinator is still loading on a fresh broker: not yet
+        return 0
     return sum(meta.offset for meta in offsets.values() if meta.offset >= 0)
 
 
@@ -196,6 +204,29 @@ def produce_paced(clients: KafkaClients, topic: str, events: list[tuple[str, byt
     producer.flush()
 
 
+@contextlib.contextmanager
+def producing(
+    clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], seconds: float
+) -> Iterator[None]:
+    """Produce `events` over about `seconds` in the background; always waits for the producer at exit."""
+    failures: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            produce_paced(clients, topic, events, seconds)
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     bootstrap_servers: str,
     new_topic: TopicFactory,
@@ -205,7 +236,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     tmp_path: Path,
     state_key: str,
 ) -> None:
-    events = stream(models=12, per_model=8400, seed=11)  # 100,800 events
+    events = stream(models=12, per_model=SOAK_EVENTS // 12, seed=11)
     topic = new_topic(partitions=2)
     tag = unique_name("eos")
     text = config_yaml(bootstrap_servers, topic, tag)
@@ -213,23 +244,21 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     config_path.write_text(text)
     config = parse_config(text.encode())
 
-    producer = threading.Thread(target=produce_paced, args=(kafka_clients, topic, events, 25.0))
-    producer.start()
     service = services(config_path, "eos-1")
     rng = random.Random(3)
     kills = 0
-    service.start()
-    while kills < 10:
-        before = committed_total(kafka_admin, f"{tag}-group")
-        wait_until(
-            lambda before=before: committed_total(kafka_admin, f"{tag}-group") > before,  # type: ignore[misc]
-            "progress after a restart",
-        )
-        time.sleep(rng.uniform(0.2, 1.5))  # a random moment to crash at, not a synchronisation
-        service.kill()
-        kills += 1
+    with producing(kafka_clients, topic, events, seconds=2.5 * SOAK_KILLS):
         service.start()
-    producer.join()
+        while kills < SOAK_KILLS:
+            before = committed_total(kafka_admin, f"{tag}-group")
+            wait_until(
+                lambda before=before: committed_total(kafka_admin, f"{tag}-group") > before,  # type: ignore[misc]
+                "progress after a restart",
+            )
+            time.sleep(rng.uniform(0.2, 1.5))  # a random moment to crash at, not a synchronisation
+            service.kill()
+            kills += 1
+            service.start()
     wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "the service to catch up")
     assert service.stop() == 0
 
@@ -337,3 +366,92 @@ def test_refuses_to_start_without_a_state_key(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "STREAMDRIFT_STATE_KEY" in lines[0] and "openssl rand" in lines[0]
+
+
+def test_two_instances_one_killed_and_restarted_repeatedly(
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    kafka_admin: Any,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+) -> None:
+    events = stream(models=16, per_model=3000, seed=21)
+    topic = new_topic(partitions=4)
+    tag = unique_name("pair")
+    text = config_yaml(bootstrap_servers, topic, tag)
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(text)
+    config = parse_config(text.encode())
+
+    steady, flaky = services(config_path, "pair-a"), services(config_path, "pair-b")
+    rng = random.Random(5)
+    kills = 0
+    with producing(kafka_clients, topic, events, seconds=20.0):
+        steady.start()
+        flaky.start()
+        while kills < 5:
+            before = committed_total(kafka_admin, f"{tag}-group")
+            wait_until(
+                lambda before=before: committed_total(kafka_admin, f"{tag}-group") > before,  # type: ignore[misc]
+                "progress",
+            )
+            time.sleep(rng.uniform(0.5, 2.0))  # a random moment to crash at, not a synchronisation
+            flaky.kill()
+            kills += 1
+            flaky.start()
+    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "both to catch up")
+    assert steady.stop() == 0
+    assert flaky.stop() == 0
+
+    expected, _ = offline(config, read_all(kafka_clients, topic))
+    alerts = [record.value for record in read_all(kafka_clients, f"{tag}-alerts")]
+    assert len(expected) > 10
+    assert len(alerts) == len(set(alerts)), "duplicate alerts"
+    assert sorted(alerts) == sorted(expected)
+    # Both members did work: the partitions were split between them.
+    for service in (steady, flaky):
+        assigned = [
+            e for e in service.log_events() if e.get("event") == "partitions assigned" and e["partitions"]
+        ]
+        assert assigned, f"{service.instance} never got partitions"
+        assert any(len(e["partitions"]) < 4 for e in assigned), "the group never split the partitions"
+
+
+def test_a_stall_past_max_poll_interval_rejoins_without_duplicates(
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    kafka_admin: Any,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+) -> None:
+    events = stream(models=6, per_model=5000, seed=8)
+    topic = new_topic(partitions=2)
+    tag = unique_name("stall")
+    text = config_yaml(bootstrap_servers, topic, tag, max_poll_interval_ms=3000)
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(text)
+    config = parse_config(text.encode())
+
+    service = services(config_path, "stall-1")
+    with producing(kafka_clients, topic, events, seconds=12.0):
+        service.start()
+        wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") > 2000, "first progress")
+        assert service.process is not None
+        service.process.send_signal(signal.SIGSTOP)  # frozen mid-run: no poll, no heartbeat
+        stalled_at = committed_total(kafka_admin, f"{tag}-group")
+        time.sleep(8)  # the stall itself: longer than max_poll_interval_ms and session_timeout_ms
+        service.process.send_signal(signal.SIGCONT)
+    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "the service to catch up")
+    assert service.stop() == 0
+    assert stalled_at < len(events)
+
+    expected, _ = offline(config, read_all(kafka_clients, topic))
+    alerts = [record.value for record in read_all(kafka_clients, f"{tag}-alerts")]
+    assert len(alerts) == len(set(alerts)), "duplicate alerts"
+    assert sorted(alerts) == sorted(expected)
+    events_logged = [str(e.get("event")) for e in service.log_events()]
+    assert any(e.startswith(("partitions lost", "checkpoint refused")) for e in events_logged), (
+        "the stall did not cost the member its partitions; the test did not test a rejoin"
+    )
