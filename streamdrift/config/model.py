@@ -80,6 +80,13 @@ class ProcessingSettings(Strict):
         "it names the transactional producer, so a restarted replica fences its previous incarnation",
     )
     restore_timeout_s: float = Field(60.0, gt=0, description="exit when a state restore makes no progress")
+    transaction_timeout_ms: int = Field(
+        120_000,
+        ge=1000,
+        le=900_000,
+        description="the broker aborts a transaction open this long: bounds how long a dead replica's "
+        "unfinished interval holds back read_committed readers, and the broker outage a replica rides out",
+    )
     session_timeout_ms: int = Field(
         30_000, ge=1000, description="a replica silent this long loses its partitions to the others"
     )

@@ -130,6 +130,13 @@ class RebalanceCallbacks(ConsumerRebalanceListener):  # type: ignore[misc]
         self._on_lost(set(lost))
 
 
+def seconds_since_heartbeat(consumer: Any) -> float:
+    """How long ago the group coordinator last answered a heartbeat (inf before the first one)."""
+    metrics = consumer.metrics() or {}
+    age = metrics.get("consumer-coordinator-metrics", {}).get("last-heartbeat-seconds-ago")
+    return float("inf") if age is None else float(age)
+
+
 def rejoin_group(consumer: Any, topics: list[str], listener: RebalanceCallbacks) -> None:
     """Forget this member's group identity and join again (after an eviction the broker forgot it)."""
     consumer.unsubscribe()

@@ -59,6 +59,7 @@ from streamdrift.kafka.clients import (
     offsets_to_commit,
     partition_counts,
     rejoin_group,
+    seconds_since_heartbeat,
     translated_errors,
 )
 from streamdrift.service.records import OutRecord, alert_record, dead_letter_record
@@ -66,6 +67,7 @@ from streamdrift.service.state import StateStore, state_key
 
 POLL_TIMEOUT_MS = 200
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+HEARTBEAT_SILENCE_S = 10.0  # no heartbeat answered for this long (3 s interval): the broker is away
 REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused for longer than this: give up (exit non-zero)
 
 # kafka-python's TopicPartition: a (topic, partition) named tuple. Only the adapter package imports kafka.
@@ -106,11 +108,28 @@ class DriftService:
         self.consumer: Any = None
         self.producer: Any = None
         self.listener: RebalanceCallbacks | None = None
+        self.broker_answering = True
+        self.was_ready = False
+        self.readiness_checked_at = 0.0
 
     @property
     def ready(self) -> bool:
-        """Partitions assigned and every one of them restored."""
-        return bool(self.owned) and not self.restoring
+        """Partitions assigned, every one of them restored, and the group coordinator answering."""
+        return bool(self.owned) and not self.restoring and self.broker_answering
+
+    def _check_readiness(self, now: float) -> None:
+        """Log when readiness changes; the broker counts as away when heartbeats stop being answered."""
+        if now - self.readiness_checked_at < 1.0:
+            return
+        self.readiness_checked_at = now
+        self.broker_answering = (
+            seconds_since_heartbeat(self.consumer) <= HEARTBEAT_SILENCE_S or not self.owned
+        )
+        ready = self.ready
+        if ready != self.was_ready:
+            reason = "ok" if ready else ("broker not answering" if not self.broker_answering else "restoring")
+            self.log.info("ready" if ready else "not ready", reason=reason)
+            self.was_ready = ready
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -122,7 +141,8 @@ class DriftService:
             transactional_id = f"streamdrift-{config.kafka.group_id}-{self.instance_id}"
             # A stable id per replica: a restarted replica fences its previous incarnation at once.
             self.producer = self.clients.producer(
-                transactional_id=transactional_id, transaction_timeout_ms=60_000
+                transactional_id=transactional_id,
+                transaction_timeout_ms=config.processing.transaction_timeout_ms,
             )
             with translated_errors("initialising transactions"):
                 self.producer.init_transactions()
@@ -233,6 +253,7 @@ class DriftService:
                         self._checkpoint()
                         last_commit = now
                 failures = 0
+                self._check_readiness(now)
             except CheckpointRefused as exc:
                 # The group moved on without us (an eviction after a stall, a rebalance we missed): the
                 # interval was rolled back; join again and redo it from the last checkpoint.
@@ -261,6 +282,7 @@ class DriftService:
                 self.stop.wait(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)])
                 failures += 1
                 now = time.monotonic()
+                self._check_readiness(now)
             if now - last_summary >= summary_every:
                 rate = (self.totals["events"] - events_at_summary) / (now - last_summary)
                 self.log.info("summary", events_per_s=round(rate, 1), **self._summary_fields())
@@ -424,9 +446,11 @@ class DriftService:
             self.owned |= partitions
             self.restoring -= partitions
             self.log.info(
-                "ready", partitions=sorted(str(tp) for tp in self.owned), restored_models=models,
+                "partitions restored",
+                partitions=sorted(str(tp) for tp in self.owned),
+                restored_models=models,
                 rejected_snapshots=dict(self.state.rejected),
-            )  # fmt: skip
+            )
 
     def _rollback(self) -> None:
         """Forget everything since the last checkpoint: abort, drop every model, restore all partitions."""

@@ -313,7 +313,7 @@ def test_tampered_state_is_rejected_counted_and_the_model_starts_fresh(
     first_run = len(service.log_events())
     service.start()
     wait_until(
-        lambda: any(e.get("event") == "ready" for e in service.log_events()[first_run:]),
+        lambda: any(e.get("event") == "partitions restored" for e in service.log_events()[first_run:]),
         "the restarted service to be ready",
     )
     assert service.stop() == 0
@@ -321,7 +321,7 @@ def test_tampered_state_is_rejected_counted_and_the_model_starts_fresh(
     rejected = [e for e in second_run if str(e.get("event")).startswith("state snapshot rejected")]
     assert {e["model_id"] for e in rejected} == {first.decode(), second.decode()}
     assert {e["reason"] for e in rejected} == {"bad_signature"}
-    ready = [e for e in second_run if e.get("event") == "ready"][-1]
+    ready = [e for e in second_run if e.get("event") == "partitions restored"][-1]
     assert ready["rejected_snapshots"] == {"bad_signature": 2}
     assert ready["restored_models"] == 0
 
@@ -455,3 +455,4 @@ def test_a_stall_past_max_poll_interval_rejoins_without_duplicates(
     assert any(e.startswith(("partitions lost", "checkpoint refused")) for e in events_logged), (
         "the stall did not cost the member its partitions; the test did not test a rejoin"
     )
+
