@@ -251,7 +251,7 @@ class Detector:
     `drift_detected`). Values must be finite; binary kinds accept only 0 and 1 (the caller checks `binary`).
     """
 
-    __slots__ = ("_in_warning", "_river", "binary", "inverted", "observations", "spec")
+    __slots__ = ("_drifted", "_in_warning", "_river", "binary", "inverted", "observations", "spec")
 
     def __init__(self, spec: DetectorSpec, *, seed_key: str = "") -> None:
         kind = spec.kind
@@ -264,6 +264,7 @@ class Detector:
         self.inverted = kind.inverted
         self._river: Any = kind.river_class(**kwargs)
         self._in_warning = False
+        self._drifted = False  # River resets itself on the update after a drift
         self.observations = 0
 
     def export(self) -> tuple[int, bool, Any]:
@@ -283,6 +284,7 @@ class Detector:
         detector.inverted = kind.inverted
         detector._river = river_detector
         detector._in_warning = in_warning
+        detector._drifted = bool(getattr(river_detector, "_drift_detected", False))
         detector.observations = observations
         return detector
 
@@ -292,16 +294,20 @@ class Detector:
         return {name: used[name] for name in self.spec.kind.params if name in used}
 
     def update(self, value: float) -> int:
+        # The hot path of the whole service: River's private flags are read directly (the public
+        # properties only return them), and nothing is looked up twice.
         river = self._river
-        if self.observations and river.drift_detected:
-            self.observations = 0  # River resets itself on the update after a drift
+        if self._drifted:
+            self.observations = 0
         river.update(1 - value if self.inverted else value)
         self.observations += 1
-        if river.drift_detected:
+        if river._drift_detected:
+            self._drifted = True
             self._in_warning = False
             return DRIFT
+        self._drifted = False
         if self.binary:
-            warning = river.warning_detected
+            warning = river._warning_detected
             entered = warning and not self._in_warning
             self._in_warning = warning
             if entered:
