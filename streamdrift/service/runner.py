@@ -69,6 +69,7 @@ POLL_TIMEOUT_MS = 200
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 HEARTBEAT_SILENCE_S = 10.0  # no heartbeat answered for this long (3 s interval): the broker is away
 REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused for longer than this: give up (exit non-zero)
+SCATTER_WARNINGS = 20  # models logged by name when input is not keyed by model_id; all are counted
 
 # kafka-python's TopicPartition: a (topic, partition) named tuple. Only the adapter package imports kafka.
 TopicPartition = Any
@@ -100,6 +101,7 @@ class DriftService:
         self.pending: dict[TopicPartition, int] = {}  # next input offset to commit, per partition
         self.model_partition: dict[str, TopicPartition] = {}
         self.next_offset: dict[str, int] = {}  # per model: events before this are already in its state
+        self.scattered_models: set[str] = set()  # models seen on two partitions, logged by name
         self.in_transaction = False
         self.last_checkpoint_ok = time.monotonic()
         self.sends: list[Any] = []  # futures of the interval (at_least_once checks them at commit)
@@ -320,11 +322,11 @@ class DriftService:
                 )
                 continue
             model_id = event.model_id
+            home = self._claim(model_id, partition)
             seen_up_to = next_offset.get(model_id)
-            if seen_up_to is not None and record.offset < seen_up_to:
+            if seen_up_to is not None and record.offset < seen_up_to and home == partition:
                 self.totals["already_applied"] += 1  # a re-read event its restored state already reflects
                 continue
-            self._claim(model_id, partition)
             source = RecordSource(
                 topic=record.topic, partition=record.partition, offset=record.offset,
                 timestamp_ms=record.timestamp,
@@ -332,24 +334,30 @@ class DriftService:
             for alert in process(event, source):
                 self.totals[f"alerts_{alert.level}"] += 1
                 self._send(alert_record(topics.alerts, alert))
-            next_offset[model_id] = record.offset + 1
+            if home == partition:  # offsets order events within one partition only
+                next_offset[model_id] = record.offset + 1
         self.totals["events"] += len(records)
         self.pending[partition] = records[-1].offset + 1
 
-    def _claim(self, model_id: str, partition: TopicPartition) -> None:
+    def _claim(self, model_id: str, partition: TopicPartition) -> TopicPartition:
+        """The model's home partition (where its state is snapshotted); warns when it arrives elsewhere."""
         home = self.model_partition.get(model_id)
         if home is None:
-            self.model_partition[model_id] = partition
+            self.model_partition[model_id] = home = partition
         elif home != partition:
             self.totals["model_in_two_partitions"] += 1
-            if self.totals["model_in_two_partitions"] == 1:
+            if model_id not in self.scattered_models and len(self.scattered_models) < SCATTER_WARNINGS:
+                self.scattered_models.add(model_id)
                 self.log.warning(
-                    "a model arrives on two partitions: input is not keyed by model_id, so its detectors "
-                    "see an interleaving that depends on partition order",
+                    "a model arrives on two partitions: the input is not keyed by model_id, so this model's "
+                    "detectors see an interleaving that depends on partition order, and its state can be "
+                    "lost on rebalance; produce with key = model_id",
                     model_id=model_id,
                     first=str(home),
                     second=str(partition),
+                    more_not_logged=len(self.scattered_models) == SCATTER_WARNINGS,
                 )
+        return home
 
     def _send(self, record: OutRecord) -> None:
         if self.exactly_once and not self.in_transaction:

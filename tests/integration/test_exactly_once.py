@@ -456,3 +456,35 @@ def test_a_stall_past_max_poll_interval_rejoins_without_duplicates(
         "the stall did not cost the member its partitions; the test did not test a rejoin"
     )
 
+
+def test_unkeyed_input_is_detected_logged_and_counted(
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    kafka_admin: Any,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+) -> None:
+    topic = new_topic(partitions=2)
+    tag = unique_name("unkeyed")
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(config_yaml(bootstrap_servers, topic, tag))
+    events = stream(models=3, per_model=1200, seed=1)
+    producer = kafka_clients.producer()
+    for i, (_model, value) in enumerate(
+        events
+    ):  # no key; spread over both partitions, as unkeyed producers do
+        producer.send(topic, value=value, partition=i % 2)
+    producer.flush()
+
+    service = services(config_path, "unkeyed-1")
+    service.start()
+    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "the service to catch up")
+    assert service.stop() == 0
+    log = service.log_events()
+    warned = {
+        e["model_id"] for e in log if str(e.get("event")).startswith("a model arrives on two partitions")
+    }
+    assert warned == {model for model, _ in events}
+    assert log[-1]["event"] == "stopped"
+    assert log[-1]["models_in_two_partitions"] > 0

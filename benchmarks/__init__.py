@@ -1,0 +1,16 @@
+"""streamdrift's benchmark harness: `make bench`, or `python -m benchmarks` with KAFKA_BOOTSTRAP_SERVERS set.
+
+Every figure is measured against a real broker, with the service run as a subprocess exactly as a user runs
+it (`streamdrift run --config FILE`), side by side with its baseline or target in the same run (DESIGN §7):
+
+- throughput: the service's events/s over one pre-filled topic, against a bare kafka-python consumer that
+  reads and parses the same topic (`baseline.py`);
+- latency: produce-to-alert-visible percentiles at a steady input rate (`pacer.py` produces it);
+- scale: memory, snapshot size and restore time with many models and detectors;
+- scale-out: two instances against one over the same 2-partition topic.
+
+One module per job: `events` makes the synthetic input, `broker` creates, fills and deletes topics,
+`processes` runs and watches child processes, `service` configures and drives streamdrift, `rates` turns
+progress samples into rates and percentiles, `report` prints the table and writes the JSON, `machine`
+describes the host, `profiling` attaches py-spy. Each measurement is one module with a `measure` function.
+"""

@@ -1,0 +1,133 @@
+"""`python -m benchmarks [--only NAME] [--events N] [--quick] ...`: run the measurements, print one table.
+
+Needs KAFKA_BOOTSTRAP_SERVERS (`make bench` sets it through tools/with-kafka.sh). Writes every figure to
+.cache/bench/<timestamp>.json and the children's logs and configs to .cache/bench/<run id>/. Exits 1 when a
+measurement could not be completed (a target that is not met is a figure, not a failure), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from benchmarks import latency, scale, scaleout, throughput
+from benchmarks.broker import Broker
+from benchmarks.machine import load_average, machine_info
+from benchmarks.report import Outcome, format_table, write_json
+from benchmarks.workspace import Options, Workspace
+
+MEASUREMENTS: dict[str, Callable[[Workspace], Outcome]] = {
+    "throughput": throughput.measure,
+    "latency": latency.measure,
+    "scale": scale.measure,
+    "scaleout": scaleout.measure,
+}
+# Latency uses the throughput figure; the heavy scale measurement goes last.
+RUN_ORDER = ("throughput", "latency", "scaleout", "scale")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(MEASUREMENTS),
+        help="run only this measurement (repeatable; default: all)",
+    )
+    parser.add_argument("--quick", action="store_true", help="a small smoke run of each measurement")
+    parser.add_argument(
+        "--events", type=int, help="events per measurement (throughput and scale-out topics, scale's total)"
+    )
+    parser.add_argument(
+        "--scale-models", type=int, help="models in the scale measurement (10 detectors each)"
+    )
+    parser.add_argument("--rate", type=float, help="latency: events/s (default: half the service throughput)")
+    parser.add_argument("--seconds", type=float, help="latency: seconds of production (default 60, quick 15)")
+    parser.add_argument("--commit-interval-ms", type=int, default=500, help="the service's commit interval")
+    parser.add_argument(
+        "--profile", action="store_true", help="throughput: also profile the service (py-spy)"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    if args.events is not None and args.events < 1000:
+        parser.error("--events must be at least 1000")
+    return Options(
+        only=tuple(args.only or MEASUREMENTS),
+        quick=args.quick,
+        events=args.events,
+        scale_models=args.scale_models,
+        rate=args.rate,
+        latency_seconds=args.seconds,
+        commit_interval_ms=args.commit_interval_ms,
+        profile=args.profile,
+        seed=args.seed,
+    )
+
+
+def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through every scope: children stopped, topics deleted
+
+
+def run(options: Options, bootstrap: str) -> list[Outcome]:
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    broker = Broker(bootstrap)
+    workspace = Workspace(bootstrap=bootstrap, options=options, repo=REPO, run_id=run_id, broker=broker)
+    print(f"benchmarks: run {run_id}, logs in {workspace.run_dir}", file=sys.stderr)
+    try:
+        for name in RUN_ORDER:
+            if name not in options.only:
+                continue
+            print(f"== {name}", file=sys.stderr)
+            started = time.monotonic()
+            try:
+                outcome = MEASUREMENTS[name](workspace)
+            except Exception as exc:  # one failed measurement is reported; the others still run
+                traceback.print_exc()
+                outcome = Outcome(
+                    name=name, error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                )
+                outcome.details["error"] = f"{type(exc).__name__}: {exc}"
+            outcome.details["measurement_seconds"] = round(time.monotonic() - started, 1)
+            workspace.outcomes[name] = outcome
+    finally:
+        for problem in broker.cleanup():
+            print(f"benchmarks: cleanup: {problem}", file=sys.stderr)
+        broker.close()
+    return [workspace.outcomes[name] for name in MEASUREMENTS if name in workspace.outcomes]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    if not bootstrap:
+        print("benchmarks: KAFKA_BOOTSTRAP_SERVERS is not set (run `make bench`)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    machine = machine_info()
+    outcomes = run(options, bootstrap)
+    machine["load_average_at_end"] = load_average()
+    print(format_table(outcomes, machine))
+    profile = next((o.details["profile"] for o in outcomes if "profile" in o.details), None)
+    if profile:
+        print(f"\nservice profile ({profile['samples']} samples, {profile['file']}), top own time:")
+        for frame, pct in profile["top_own"]:
+            print(f"  {pct:5.1f}%  {frame}")
+        print("top inclusive time:")
+        for frame, pct in profile["top_inclusive"]:
+            print(f"  {pct:5.1f}%  {frame}")
+    path = write_json(REPO / ".cache" / "bench", outcomes, machine, options.as_dict())
+    print(f"\nresults: {path}")
+    return 1 if any(outcome.error for outcome in outcomes) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Scale: many models — memory after a million events, snapshot size, and restore time after a kill.
+
+10,000 models x 10 signals by default (`--quick`: 1,000 models, 100k events): events carry 9 numeric
+features and a score, no prediction and no label, and the config disables the missing-value, prediction and
+error signals, so every model has exactly 10 ADWINs (100,000 detectors in all). The service processes every
+event of a pre-filled 2-partition topic; once it is idle (everything committed) its resident memory is read
+from /proc/<pid>/status and it is killed (SIGKILL). A second service with the same group and instance id
+then restores every model from the state topic: the figure is the time from its start to its
+`partitions restored` line (the `state restored` lines' `seconds` are the reading of the state topic alone).
+Last, the harness reads the state topic: the latest snapshot of each model, in bytes, per detector.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from benchmarks.broker import fill_topic, read_topic
+from benchmarks.events import EventShape, EventStream
+from benchmarks.rates import steady_rate
+from benchmarks.report import Outcome, Row, events_per_s
+from benchmarks.service import (
+    TEN_SIGNALS,
+    log_events,
+    log_time,
+    progress,
+    start_service,
+    wait_for_events,
+    wait_until_idle,
+    wait_until_restored,
+)
+from benchmarks.workspace import Workspace
+
+DEFAULT_MODELS, QUICK_MODELS = 10_000, 1_000
+DEFAULT_EVENTS, QUICK_EVENTS = 1_000_000, 100_000
+SIGNALS_PER_MODEL = 10
+TARGET_RSS_BYTES = 1.5e9  # for 100,000 detectors
+TARGET_RESTORE_S = 20.0
+TARGET_DETECTORS = 100_000
+MIB = 1024 * 1024
+
+
+def measure(workspace: Workspace) -> Outcome:
+    options = workspace.options
+    models = options.scale_models or (QUICK_MODELS if options.quick else DEFAULT_MODELS)
+    total = options.events or (QUICK_EVENTS if options.quick else DEFAULT_EVENTS)
+    outcome = Outcome(name="scale")
+    details = outcome.details
+    with workspace.scope("scale") as scope:
+        topics = scope.service_topics("run")
+        scope.create_topic(topics.input, partitions=2)
+        shape = EventShape(models=models, features=SIGNALS_PER_MODEL - 1, prediction=False)
+        fill = fill_topic(scope.bootstrap, topics.input, EventStream(shape, seed=options.seed), total)
+        print(
+            f"scale: {total:,} events for {models:,} models produced in {fill.seconds:.0f} s", file=sys.stderr
+        )
+        config = scope.service_config("service", topics, defaults=TEN_SIGNALS)
+
+        first = start_service(scope.children, "service-first", config, instance_id="scale-0")
+        wait_for_events(first, total, timeout=4 * 3600.0, stall_s=180.0)
+        idle = wait_until_idle(first, total, timeout=300.0)
+        memory = first.memory_kib()
+        running_models = int(idle.fields["models"])
+        detectors = running_models * SIGNALS_PER_MODEL
+        rate = steady_rate(progress(first), total)
+        print(
+            f"scale: {total:,} events at {rate.events_per_s:,.0f} ev/s; "
+            f"RSS {memory.get('VmRSS', 0) / 1024:,.0f} MiB",
+            file=sys.stderr,
+        )
+        killed = first.stop(sig=signal.SIGKILL, timeout=30.0)
+
+        second = start_service(scope.children, "service-restart", config, instance_id="scale-0")
+        restored = wait_until_restored(second, 2, timeout=1800.0)
+        restore_s = log_time(restored) - second.started
+        state_lines = log_events(second, "state restored")
+        after_restore = second.memory_kib()
+        second.stop(timeout=60.0)
+        print(
+            f"scale: restored {restored.fields.get('restored_models')} models in {restore_s:.1f} s",
+            file=sys.stderr,
+        )
+
+        contents = read_topic(scope.bootstrap, topics.state)
+    rss = memory.get("VmRSS", 0) * 1024
+    per_detector = contents.latest_value_bytes / detectors if detectors else 0.0
+    details.update(
+        {
+            "models": running_models,
+            "signals_per_model": SIGNALS_PER_MODEL,
+            "detectors": detectors,
+            "events": total,
+            "mean_value_bytes": round(fill.mean_value_bytes, 1),
+            "fill_seconds": round(fill.seconds, 1),
+            "service_events_per_s": round(rate.events_per_s, 1),
+            "first_service_memory_kib": memory,
+            "first_service_cpu_s": killed.cpu_s,
+            "first_service_summary": idle.fields,
+            "restore_seconds_to_partitions_restored": round(restore_s, 2),
+            "restored_models": restored.fields.get("restored_models"),
+            "state_restored_lines": state_lines,
+            "memory_after_restore_kib": after_restore,
+            "state_topic": {
+                "records": contents.records,
+                "value_bytes": contents.value_bytes,
+                "keys": contents.keys,
+                "latest_value_bytes": contents.latest_value_bytes,
+                "read_seconds": round(contents.seconds, 1),
+            },
+            "snapshot_bytes_per_detector": round(per_detector, 1),
+            "commit_interval_ms": options.commit_interval_ms,
+        }
+    )
+    full = detectors >= TARGET_DETECTORS
+    scale_name = f"{running_models:,} models x {SIGNALS_PER_MODEL} = {detectors:,} detectors"
+    outcome.rows.append(
+        Row(
+            measurement=f"scale: RSS after {total:,} events, {scale_name}",
+            figure=f"{rss / MIB:,.0f} MiB",
+            reference=f"target ≤ 1.5 GB ({TARGET_RSS_BYTES / MIB:,.0f} MiB) at 100k detectors",
+            ratio=f"{rss / TARGET_RSS_BYTES:.2f}",
+            met=rss <= TARGET_RSS_BYTES if full else None,
+        )
+    )
+    outcome.rows.append(
+        Row(
+            measurement="scale: snapshot bytes per detector (latest snapshot per model)",
+            figure=f"{per_detector:,.0f} B",
+            reference=f"state topic: {contents.records:,} records, {contents.value_bytes / MIB:,.0f} MiB",
+        )
+    )
+    read_s = sum(float(line.get("seconds", 0.0)) for line in state_lines)
+    read_records = sum(int(line.get("records", 0)) for line in state_lines)
+    outcome.rows.append(
+        Row(
+            measurement=f"scale: restore after kill -9 ({restored.fields.get('restored_models')} models)",
+            figure=f"{restore_s:.1f} s (state read {read_s:.1f} s, {read_records:,} records)",
+            reference=f"target ≤ {TARGET_RESTORE_S:.0f} s at 100k detectors",
+            ratio=f"{restore_s / TARGET_RESTORE_S:.2f}",
+            met=restore_s <= TARGET_RESTORE_S if full else None,
+        )
+    )
+    outcome.rows.append(
+        Row(
+            measurement="scale: service throughput / RSS after restore",
+            figure=events_per_s(rate.events_per_s),
+            reference=f"RSS after restore {after_restore.get('VmRSS', 0) / 1024:,.0f} MiB",
+        )
+    )
+    return outcome

@@ -1,0 +1,162 @@
+"""streamdrift as a user runs it: a generated config file and `streamdrift run --config FILE` as a child.
+
+Its JSON log lines on stderr are the measurement: `summary` (cumulative `events`, one a second with
+`logging.summary_interval_s: 1`), `partitions restored`, `state restored` (with `seconds`), `stopped`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.broker import BenchError
+from benchmarks.processes import ChildProcess, Children, Line
+from benchmarks.rates import Sample
+
+STATE_KEY = "streamdrift-benchmark-state-key-0123456789"  # an HMAC key for the run's throwaway state topics
+
+# Exactly ten detectors per model for the scale measurement: nine features and the score. The events carry
+# no prediction and no label; the missing-value signals are disabled (they would double the detectors).
+TEN_SIGNALS: dict[str, Any] = {
+    "missing": {"enabled": False},
+    "prediction": {"enabled": False},
+    "error": {"enabled": False},
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceTopics:
+    input: str
+    alerts: str
+    dead_letter: str
+    state: str
+
+    @classmethod
+    def named(cls, prefix: str) -> ServiceTopics:
+        return cls(
+            input=f"{prefix}.input",
+            alerts=f"{prefix}.alerts",
+            dead_letter=f"{prefix}.dead-letter",
+            state=f"{prefix}.state",
+        )
+
+    def created_by_service(self) -> list[str]:
+        return [self.alerts, self.dead_letter, self.state]
+
+
+def write_config(
+    path: Path,
+    *,
+    bootstrap: str,
+    group_id: str,
+    topics: ServiceTopics,
+    commit_interval_ms: int,
+    defaults: dict[str, Any] | None = None,
+) -> Path:
+    config: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": group_id, "client_id": "streamdrift-bench"},
+        "topics": {
+            "input": [topics.input],
+            "alerts": topics.alerts,
+            "dead_letter": topics.dead_letter,
+            "state": topics.state,
+        },
+        "processing": {
+            "guarantee": "exactly_once",
+            "commit_interval_ms": commit_interval_ms,
+            "auto_offset_reset": "earliest",
+        },
+        "logging": {"level": "info", "format": "json", "summary_interval_s": 1},
+    }
+    if defaults:
+        config["defaults"] = defaults
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def streamdrift_command() -> str:
+    beside = Path(sys.executable).parent / "streamdrift"
+    found = str(beside) if beside.exists() else shutil.which("streamdrift")
+    if found is None:
+        raise BenchError("the `streamdrift` command is not installed (run `make venv`)")
+    return found
+
+
+def start_service(children: Children, name: str, config: Path, *, instance_id: str) -> ChildProcess:
+    return children.start(
+        name,
+        [streamdrift_command(), "run", "--config", str(config)],
+        env={"STREAMDRIFT_STATE_KEY": STATE_KEY, "STREAMDRIFT_INSTANCE_ID": instance_id},
+        json_stream="stderr",
+    )
+
+
+def log_time(line: Line) -> float:
+    """The service's own timestamp of a log line (epoch seconds)."""
+    stamp = line.fields.get("timestamp")
+    return datetime.fromisoformat(stamp).timestamp() if isinstance(stamp, str) else line.received
+
+
+def is_summary(line: Line) -> bool:
+    return line.fields.get("event") in {"summary", "stopped"}
+
+
+def events_of(line: Line) -> float | None:
+    return float(line.fields["events"]) if is_summary(line) else None
+
+
+def progress(service: ChildProcess) -> list[Sample]:
+    return [(log_time(line), float(line.fields["events"])) for line in service.lines() if is_summary(line)]
+
+
+def wait_for_events(service: ChildProcess, target: int, *, timeout: float, stall_s: float = 90.0) -> Line:
+    """The first summary line reporting at least `target` events processed."""
+    return service.wait_for(
+        lambda line: (events_of(line) or 0) >= target,
+        what=f"{target:,} events processed",
+        timeout=timeout,
+        progress=events_of,
+        stall_s=stall_s,
+    )
+
+
+def wait_until_idle(service: ChildProcess, target: int, *, timeout: float) -> Line:
+    """A summary after `target` events whose checkpoint count equals the previous one's: all committed."""
+    previous: dict[str, Any] = {}
+
+    def idle(line: Line) -> bool:
+        nonlocal previous
+        if not is_summary(line):
+            return False
+        fields, before = line.fields, previous
+        previous = fields
+        return bool(
+            fields["events"] >= target
+            and before.get("events") == fields["events"]
+            and before.get("checkpoints") == fields["checkpoints"]
+        )
+
+    return service.wait_for(idle, what="an idle, fully committed service", timeout=timeout)
+
+
+def wait_until_restored(service: ChildProcess, partitions: int, *, timeout: float) -> Line:
+    """The `partitions restored` line after which the service owns `partitions` restored partitions."""
+    return service.wait_for(
+        lambda line: (
+            line.fields.get("event") == "partitions restored"
+            and len(line.fields.get("partitions", [])) >= partitions
+        ),
+        what=f"{partitions} partitions restored",
+        timeout=timeout,
+    )
+
+
+def log_events(service: ChildProcess, name: str) -> list[dict[str, Any]]:
+    return [line.fields for line in service.lines() if line.fields.get("event") == name]

@@ -1,0 +1,113 @@
+"""One benchmark run: its options, its broker connection, its files, and a scope per measurement.
+
+A scope owns the children and topics of one measurement and removes them when it ends, however it ends:
+children are stopped (SIGTERM, then SIGKILL) and every topic the measurement or its services created is
+deleted, with the consumer groups it used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.broker import Broker
+from benchmarks.processes import ChildProcess, Children
+from benchmarks.report import Outcome
+from benchmarks.service import ServiceTopics, write_config
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    only: tuple[str, ...]
+    quick: bool = False
+    events: int | None = None  # overrides each measurement's event count
+    scale_models: int | None = None
+    rate: float | None = None  # latency: events/s (default: half the measured service throughput)
+    latency_seconds: float | None = None
+    commit_interval_ms: int = 500
+    profile: bool = False
+    seed: int = 42
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(slots=True, kw_only=True)
+class Workspace:
+    bootstrap: str
+    options: Options
+    repo: Path
+    run_id: str
+    broker: Broker
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.repo / ".cache" / "bench"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.run_id
+
+    @contextlib.contextmanager
+    def scope(self, name: str) -> Iterator[Scope]:
+        scope = Scope(self, name)
+        try:
+            yield scope
+        finally:
+            scope.close()
+
+
+class Scope:
+    """The children, topics and groups of one measurement."""
+
+    def __init__(self, workspace: Workspace, name: str) -> None:
+        self.workspace = workspace
+        self.name = name
+        self.dir = workspace.run_dir / name
+        self.children = Children(self.dir, workspace.repo)
+        self.topic_names: set[str] = set()
+        self.cleanup_problems: list[str] = []
+
+    @property
+    def bootstrap(self) -> str:
+        return self.workspace.bootstrap
+
+    def prefix(self, label: str) -> str:
+        return f"bench-{self.workspace.run_id}-{self.name}-{label}"
+
+    def service_topics(self, label: str) -> ServiceTopics:
+        topics = ServiceTopics.named(self.prefix(label))
+        self.topic_names.update([topics.input, *topics.created_by_service()])
+        self.workspace.broker.own(topics=self.topic_names)
+        return topics
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        self.topic_names.add(name)
+        self.workspace.broker.create_topic(name, partitions)
+
+    def service_config(
+        self, label: str, topics: ServiceTopics, *, defaults: dict[str, Any] | None = None
+    ) -> Path:
+        group = self.prefix(label)
+        self.workspace.broker.own(groups=[group])
+        return write_config(
+            self.dir / f"{label}.yaml",
+            bootstrap=self.bootstrap,
+            group_id=group,
+            topics=topics,
+            commit_interval_ms=self.workspace.options.commit_interval_ms,
+            defaults=defaults,
+        )
+
+    def python_child(self, name: str, module: str, *args: str) -> ChildProcess:
+        return self.children.start(name, [sys.executable, "-m", module, *args], json_stream="stdout")
+
+    def close(self) -> None:
+        self.children.stop_all()
+        self.cleanup_problems = self.workspace.broker.cleanup(self.topic_names)
+        self.topic_names.clear()
