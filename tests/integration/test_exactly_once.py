@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,49 @@ def offline(config: StreamdriftConfig, records: list[Any]) -> tuple[list[bytes],
         )
         alerts.extend(alert.to_json() for alert in monitor.process(event, source))
     return alerts, monitor
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One service deployment under test: its input topic, its own topic and group names, its config."""
+
+    topic: str
+    tag: str
+    config_path: Path
+    config: StreamdriftConfig
+
+    @property
+    def group(self) -> str:
+        return f"{self.tag}-group"
+
+
+def prepare_run(bootstrap: str, topic: str, tmp_path: Path, prefix: str, **processing: Any) -> Run:
+    tag = unique_name(prefix)
+    text = config_yaml(bootstrap, topic, tag, **processing)
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(text)
+    return Run(topic=topic, tag=tag, config_path=config_path, config=parse_config(text.encode()))
+
+
+def assert_alerts_equal_offline(clients: KafkaClients, run: Run, at_least: int) -> Monitor:
+    """The read_committed alerts topic equals the uninterrupted offline run: no duplicate, none missing."""
+    expected, monitor = offline(run.config, read_all(clients, run.topic))
+    alerts = [record.value for record in read_all(clients, f"{run.tag}-alerts")]
+    assert len(expected) >= at_least, "the stream must produce alerts for the test to mean anything"
+    assert len(alerts) == len(set(alerts)), "duplicate alerts"
+    assert sorted(alerts) == sorted(expected)
+    return monitor
+
+
+def kill_repeatedly(service: Service, admin: Any, group: str, kills: int, pause: tuple[float, float]) -> None:
+    """`kill -9` the service `kills` times, each a random moment after it has made progress, restarting it."""
+    rng = random.Random(kills)
+    for _ in range(kills):
+        before = committed_total(admin, group)
+        wait_until(lambda before=before: committed_total(admin, group) > before, "progress")  # type: ignore[misc]
+        time.sleep(rng.uniform(*pause))  # a random moment to crash at, not a synchronisation
+        service.kill()
+        service.start()
 
 
 def committed_total(admin: Any, group: str) -> int:
@@ -237,44 +281,21 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     state_key: str,
 ) -> None:
     events = stream(models=12, per_model=SOAK_EVENTS // 12, seed=11)
-    topic = new_topic(partitions=2)
-    tag = unique_name("eos")
-    text = config_yaml(bootstrap_servers, topic, tag)
-    config_path = tmp_path / "streamdrift.yaml"
-    config_path.write_text(text)
-    config = parse_config(text.encode())
-
-    service = services(config_path, "eos-1")
-    rng = random.Random(3)
-    kills = 0
-    with producing(kafka_clients, topic, events, seconds=2.5 * SOAK_KILLS):
+    run = prepare_run(bootstrap_servers, new_topic(partitions=2), tmp_path, "eos")
+    service = services(run.config_path, "eos-1")
+    with producing(kafka_clients, run.topic, events, seconds=2.5 * SOAK_KILLS):
         service.start()
-        while kills < SOAK_KILLS:
-            before = committed_total(kafka_admin, f"{tag}-group")
-            wait_until(
-                lambda before=before: committed_total(kafka_admin, f"{tag}-group") > before,  # type: ignore[misc]
-                "progress after a restart",
-            )
-            time.sleep(rng.uniform(0.2, 1.5))  # a random moment to crash at, not a synchronisation
-            service.kill()
-            kills += 1
-            service.start()
-    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "the service to catch up")
+        kill_repeatedly(service, kafka_admin, run.group, SOAK_KILLS, pause=(0.2, 1.5))
+    wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "the service to catch up")
     assert service.stop() == 0
 
-    inputs = read_all(kafka_clients, topic)
-    expected, monitor = offline(config, inputs)
-    alerts = [record.value for record in read_all(kafka_clients, f"{tag}-alerts")]
-    assert len(expected) > 20, "the stream must produce alerts for the test to mean anything"
-    assert len(alerts) == len(set(alerts)), "duplicate alerts"
-    assert sorted(alerts) == sorted(expected)
-
-    state = final_state(kafka_clients, f"{tag}-state", state_key)
+    monitor = assert_alerts_equal_offline(kafka_clients, run, at_least=20)
+    state = final_state(kafka_clients, f"{run.tag}-state", state_key)
     assert sorted(state) == sorted(monitor.models)
     for model_id in monitor.models:
         assert state[model_id] == pickle.dumps(monitor.export_model(model_id)), model_id
     restores = [e for e in service.log_events() if e.get("event") == "state restored"]
-    assert len(restores) >= kills
+    assert len(restores) >= SOAK_KILLS
 
 
 def test_tampered_state_is_rejected_counted_and_the_model_starts_fresh(
@@ -377,38 +398,17 @@ def test_two_instances_one_killed_and_restarted_repeatedly(
     tmp_path: Path,
 ) -> None:
     events = stream(models=16, per_model=3000, seed=21)
-    topic = new_topic(partitions=4)
-    tag = unique_name("pair")
-    text = config_yaml(bootstrap_servers, topic, tag)
-    config_path = tmp_path / "streamdrift.yaml"
-    config_path.write_text(text)
-    config = parse_config(text.encode())
-
-    steady, flaky = services(config_path, "pair-a"), services(config_path, "pair-b")
-    rng = random.Random(5)
-    kills = 0
-    with producing(kafka_clients, topic, events, seconds=20.0):
+    run = prepare_run(bootstrap_servers, new_topic(partitions=4), tmp_path, "pair")
+    steady, flaky = services(run.config_path, "pair-a"), services(run.config_path, "pair-b")
+    with producing(kafka_clients, run.topic, events, seconds=20.0):
         steady.start()
         flaky.start()
-        while kills < 5:
-            before = committed_total(kafka_admin, f"{tag}-group")
-            wait_until(
-                lambda before=before: committed_total(kafka_admin, f"{tag}-group") > before,  # type: ignore[misc]
-                "progress",
-            )
-            time.sleep(rng.uniform(0.5, 2.0))  # a random moment to crash at, not a synchronisation
-            flaky.kill()
-            kills += 1
-            flaky.start()
-    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "both to catch up")
+        kill_repeatedly(flaky, kafka_admin, run.group, 5, pause=(0.5, 2.0))
+    wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "both to catch up")
     assert steady.stop() == 0
     assert flaky.stop() == 0
 
-    expected, _ = offline(config, read_all(kafka_clients, topic))
-    alerts = [record.value for record in read_all(kafka_clients, f"{tag}-alerts")]
-    assert len(expected) > 10
-    assert len(alerts) == len(set(alerts)), "duplicate alerts"
-    assert sorted(alerts) == sorted(expected)
+    assert_alerts_equal_offline(kafka_clients, run, at_least=10)
     # Both members did work: the partitions were split between them.
     for service in (steady, flaky):
         assigned = [
@@ -427,30 +427,23 @@ def test_a_stall_past_max_poll_interval_rejoins_without_duplicates(
     tmp_path: Path,
 ) -> None:
     events = stream(models=6, per_model=5000, seed=8)
-    topic = new_topic(partitions=2)
-    tag = unique_name("stall")
-    text = config_yaml(bootstrap_servers, topic, tag, max_poll_interval_ms=3000)
-    config_path = tmp_path / "streamdrift.yaml"
-    config_path.write_text(text)
-    config = parse_config(text.encode())
-
-    service = services(config_path, "stall-1")
-    with producing(kafka_clients, topic, events, seconds=12.0):
+    run = prepare_run(
+        bootstrap_servers, new_topic(partitions=2), tmp_path, "stall", max_poll_interval_ms=3000
+    )
+    service = services(run.config_path, "stall-1")
+    with producing(kafka_clients, run.topic, events, seconds=12.0):
         service.start()
-        wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") > 2000, "first progress")
+        wait_until(lambda: committed_total(kafka_admin, run.group) > 2000, "first progress")
         assert service.process is not None
         service.process.send_signal(signal.SIGSTOP)  # frozen mid-run: no poll, no heartbeat
-        stalled_at = committed_total(kafka_admin, f"{tag}-group")
+        stalled_at = committed_total(kafka_admin, run.group)
         time.sleep(8)  # the stall itself: longer than max_poll_interval_ms and session_timeout_ms
         service.process.send_signal(signal.SIGCONT)
-    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == len(events), "the service to catch up")
+    wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "the service to catch up")
     assert service.stop() == 0
     assert stalled_at < len(events)
 
-    expected, _ = offline(config, read_all(kafka_clients, topic))
-    alerts = [record.value for record in read_all(kafka_clients, f"{tag}-alerts")]
-    assert len(alerts) == len(set(alerts)), "duplicate alerts"
-    assert sorted(alerts) == sorted(expected)
+    assert_alerts_equal_offline(kafka_clients, run, at_least=5)
     events_logged = [str(e.get("event")) for e in service.log_events()]
     assert any(e.startswith(("partitions lost", "checkpoint refused")) for e in events_logged), (
         "the stall did not cost the member its partitions; the test did not test a rejoin"
