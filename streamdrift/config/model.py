@@ -68,6 +68,13 @@ class LimitSettings(Strict):
 class ProcessingSettings(Strict):
     guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     commit_interval_ms: int = Field(500, ge=10, le=60_000)
+    snapshot_interval_ms: int = Field(
+        10_000,
+        ge=0,
+        le=3_600_000,
+        description="a changed model's detectors are snapshotted at most this often (0: at every commit); "
+        "after a restart the input since each model's last snapshot is replayed, alerts muted",
+    )
     max_poll_records: int = Field(2_000, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     state_key: str | None = Field(

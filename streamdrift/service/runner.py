@@ -5,29 +5,30 @@ sequence; each step's failure has a defined outcome:
 
 exactly_once (one Kafka transaction per interval, begun lazily at the first record):
   1. alerts and dead letters of the interval were sent inside the transaction as they happened;
-  2. a snapshot of every model changed in the interval goes to the state topic (partition = the model's input
-     partition), holding the next input offset it reflects;
+  2. a snapshot of each changed model that is due (never snapshotted, or not for `snapshot_interval_ms`;
+     every changed model on revocation and shutdown) goes to the state topic, partition = the model's input
+     partition, holding the next input offset it reflects;
   3. `send_offsets_to_transaction(next offsets, consumer.group_metadata())`;
   4. `commit_transaction()`.
   A crash anywhere leaves the transaction open: the broker aborts it and no read_committed reader sees its
-  records. A failure in 1-4 aborts it and rolls back: every model is dropped and restored from the state
-  topic, and the input is read again from the committed offsets. Either way the alerts equal those of an
-  uninterrupted run.
+  records. A failure in 1-4 aborts it and rolls back: every model is dropped and restored. Either way the
+  alerts equal those of an uninterrupted run.
 
 at_least_once:
-  1. alerts and dead letters were sent as they happened;
-  2. snapshots of the changed models are sent; 3. `flush()`, and every send of the interval must have
-  succeeded; 4. commit the offsets. A crash between 1 and 4 may repeat alerts on restart, always with the same
-  `alert_id`; events a restored snapshot already reflects are skipped, so detector state never counts an
-  event twice.
+  1. alerts and dead letters were sent as they happened; 2. due snapshots are sent; 3. `flush()`, and every
+  send of the interval must have succeeded; 4. commit the offsets. A crash between 1 and 4 may repeat alerts
+  on restart, always with the same `alert_id`.
 
-Partitions: on assignment, a partition's models are restored from its state partition (to the end, read
-committed) before any of its input is processed — the partition stays paused until then. On revocation the
-open interval is checkpointed while this member still belongs to the old generation; rebalance callbacks run
-on the consumer's network loop, where a blocking *consumer* call fails, so the revocation checkpoint uses the
-producer only (its own network thread). In at_least_once mode revocation flushes but commits no offsets; the
-next owner skips what the snapshots already reflect. Partitions lost by eviction (a stall past
-max_poll_interval_ms) cannot be committed: the transaction is aborted and everything is restored.
+Restore: on assignment a partition stays paused until its models are restored from its state partition (to
+the end, read committed). It is then read again from the oldest snapshot offset of its models: events below
+the committed offset only bring detectors up to date (their alerts and dead letters were written before, so
+they are not written again), and events a model's snapshot already reflects are skipped for that model.
+
+Rebalance callbacks run on the consumer's network loop, where a blocking *consumer* call fails, so the
+revocation checkpoint uses the producer only (its own network thread), while this member still belongs to
+the old generation. In at_least_once mode revocation flushes but commits no offsets. Partitions lost by
+eviction (a stall past max_poll_interval_ms) cannot be committed: the transaction is aborted and everything
+is restored.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ class DriftService:
         self.model_partition: dict[str, TopicPartition] = {}
         self.next_offset: dict[str, int] = {}  # per model: events before this are already in its state
         self.scattered_models: set[str] = set()  # models seen on two partitions, logged by name
+        self.snapshot_at: dict[str, float] = {}  # per model: when its last snapshot was sent
+        # Per partition being replayed after a restore: the committed offset. Below it, events only bring
+        # detectors up to date (their alerts and dead letters were written before); no offset is committed.
+        self.replay_until: dict[TopicPartition, int] = {}
         self.in_transaction = False
         self.last_checkpoint_ok = time.monotonic()
         self.sends: list[Any] = []  # futures of the interval (at_least_once checks them at commit)
@@ -174,7 +179,7 @@ class DriftService:
         try:
             self._loop()
             with self.lock:
-                self._checkpoint()
+                self._checkpoint(all_snapshots=True)
         finally:
             self._close()
         self.log.info("stopped", **self._summary_fields())
@@ -303,10 +308,14 @@ class DriftService:
         decode = self.decoder.decode
         process = self.monitor.process
         next_offset = self.next_offset
+        replay_end = self.replay_until.get(partition, -1)
         for record in records:
+            emit = record.offset >= replay_end
             try:
                 event = decode(record.key, record.value)
             except BadRecord as error:
+                if not emit:
+                    continue
                 self.dead_letters[error.kind] += 1
                 self._send(
                     dead_letter_record(
@@ -331,13 +340,20 @@ class DriftService:
                 topic=record.topic, partition=record.partition, offset=record.offset,
                 timestamp_ms=record.timestamp,
             )  # fmt: skip
-            for alert in process(event, source):
-                self.totals[f"alerts_{alert.level}"] += 1
-                self._send(alert_record(topics.alerts, alert))
+            alerts = process(event, source)
             if home == partition:  # offsets order events within one partition only
                 next_offset[model_id] = record.offset + 1
+            if not emit:
+                self.totals["replayed"] += 1
+                continue
+            for alert in alerts:
+                self.totals[f"alerts_{alert.level}"] += 1
+                self._send(alert_record(topics.alerts, alert))
         self.totals["events"] += len(records)
-        self.pending[partition] = records[-1].offset + 1
+        end = records[-1].offset + 1
+        if end >= replay_end:
+            self.pending[partition] = end
+            self.replay_until.pop(partition, None)
 
     def _claim(self, model_id: str, partition: TopicPartition) -> TopicPartition:
         """The model's home partition (where its state is snapshotted); warns when it arrives elsewhere."""
@@ -374,12 +390,16 @@ class DriftService:
 
     # ---- checkpoint, restore, rollback -----------------------------------------------------------
 
-    def _checkpoint(self, *, commit_offsets: bool = True) -> None:
-        """Make the interval's alerts and snapshots durable and commit their offsets (see module doc)."""
+    def _checkpoint(self, *, commit_offsets: bool = True, all_snapshots: bool = False) -> None:
+        """Make the interval's alerts and snapshots durable and commit their offsets (see module doc).
+
+        `all_snapshots`: snapshot every changed model, due or not (at shutdown and revocation, so the next
+        owner has nothing to replay).
+        """
         if not self.pending and not self.in_transaction and not self.monitor.dirty:
             return
         started = time.monotonic()
-        self._send_snapshots()
+        self._send_snapshots(everything=all_snapshots)
         offsets = offsets_to_commit(self.pending)
         try:
             if self.exactly_once:
@@ -410,9 +430,21 @@ class DriftService:
         self.totals["checkpoints"] += 1
         self.totals["checkpoint_ms"] += round((time.monotonic() - started) * 1000)
 
-    def _send_snapshots(self) -> None:
+    def _send_snapshots(self, *, everything: bool) -> None:
+        """Snapshot the changed models that are due: never snapshotted, or not for snapshot_interval_ms.
+
+        A model's first snapshot is never deferred, so every model with input before a committed offset
+        has a snapshot to restore and replay from.
+        """
         monitor = self.monitor
-        for model_id in monitor.dirty:
+        now = time.monotonic()
+        not_before = now - self.config.processing.snapshot_interval_ms / 1000
+        due = [
+            model_id
+            for model_id in monitor.dirty
+            if everything or self.snapshot_at.get(model_id, -1.0) <= not_before
+        ]
+        for model_id in due:
             partition = self.model_partition[model_id]
             record = self.state.snapshot_record(
                 model_id,
@@ -423,8 +455,9 @@ class DriftService:
             )
             self.totals["snapshot_bytes"] += len(record.value or b"")
             self._send(record)
-        self.totals["snapshots"] += len(monitor.dirty)
-        monitor.dirty.clear()
+            self.snapshot_at[model_id] = now
+            monitor.dirty.discard(model_id)
+        self.totals["snapshots"] += len(due)
 
     def _restore(self) -> None:
         """Restore the models of the partitions awaiting it, seek them to their committed offsets, resume."""
@@ -434,22 +467,31 @@ class DriftService:
         restored = self.state.restore({(tp.topic, tp.partition) for tp in partitions})
         with self.lock:
             models = 0
+            now = time.monotonic()
             for tp in partitions:
                 self._drop_partition_models(tp)
+                replay_from = None
                 for model in restored[(tp.topic, tp.partition)]:
                     reset = self.monitor.restore_model(model.model_id, model.state)
                     self.totals["signals_reset_by_config"] += reset
                     self.model_partition[model.model_id] = tp
                     self.next_offset[model.model_id] = model.offset
+                    self.snapshot_at[model.model_id] = now
+                    replay_from = model.offset if replay_from is None else min(replay_from, model.offset)
                     models += 1
                 with translated_errors("reading committed offsets"):
                     committed = self.consumer.committed(tp)
-                    if committed is not None:
-                        self.consumer.seek(tp, committed)
-                    elif self.config.processing.auto_offset_reset == "earliest":
-                        self.consumer.seek_to_beginning(tp)
+                    if committed is None:
+                        if self.config.processing.auto_offset_reset == "earliest":
+                            self.consumer.seek_to_beginning(tp)
+                        else:
+                            self.consumer.seek_to_end(tp)
+                    elif replay_from is not None and replay_from < committed:
+                        # Bring the models whose last snapshot is older than the committed offset up to date.
+                        self.consumer.seek(tp, replay_from)
+                        self.replay_until[tp] = committed
                     else:
-                        self.consumer.seek_to_end(tp)
+                        self.consumer.seek(tp, committed)
             self.consumer.resume(*partitions)
             self.owned |= partitions
             self.restoring -= partitions
@@ -480,9 +522,11 @@ class DriftService:
             self.consumer.pause(*self.restoring)
 
     def _drop_partition_models(self, tp: TopicPartition) -> None:
+        self.replay_until.pop(tp, None)
         for model_id in [m for m, home in self.model_partition.items() if home == tp]:
             del self.model_partition[model_id]
             self.next_offset.pop(model_id, None)
+            self.snapshot_at.pop(model_id, None)
             self.monitor.drop_model(model_id)
 
     # ---- rebalance callbacks (on the consumer's network loop) ------------------------------------
@@ -492,7 +536,7 @@ class DriftService:
         with self.lock:
             try:
                 # at_least_once commits no offsets here: a blocking consumer call fails on this thread.
-                self._checkpoint(commit_offsets=self.exactly_once)
+                self._checkpoint(commit_offsets=self.exactly_once, all_snapshots=True)
             except StreamdriftError as exc:
                 self.log.warning("could not checkpoint on revocation; rolling back", error=str(exc))
                 self._rollback()
@@ -526,6 +570,7 @@ class DriftService:
             "ready": self.ready,
             "restoring_partitions": len(self.restoring),
             "events": self.totals["events"],
+            "replayed_events": self.totals["replayed"],
             "alerts_drift": self.totals["alerts_drift"],
             "alerts_warning": self.totals["alerts_warning"],
             "dead_letters": dict(self.dead_letters),
