@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -70,6 +71,32 @@ class KafkaClients:
     def admin(self) -> Any:
         with translated_errors(f"connecting to {self._servers}"):
             return KafkaAdminClient(**self._common)
+
+
+def bounded(action: str, timeout_s: float, call: Callable[[], Any]) -> Any:
+    """Run a blocking kafka-python call with a deadline (its transactional calls wait without one).
+
+    Past the deadline the call is abandoned in its thread and `KafkaUnavailable` is raised; the caller must
+    then stop using the client it was calling.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller below
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=target, name=f"kafka: {action}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not outcome:
+        raise KafkaUnavailable(f"{action}: no answer within {timeout_s:.0f} s")
+    succeeded, value = outcome[0]
+    if succeeded:
+        return value
+    with translated_errors(action):
+        raise value
 
 
 def partition_counts(admin: Any, topics: list[str]) -> dict[str, int]:

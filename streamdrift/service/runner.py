@@ -50,12 +50,14 @@ from streamdrift.errors import (
     BadRecord,
     CheckpointRefused,
     FatalServiceError,
+    Fenced,
     KafkaUnavailable,
     StreamdriftError,
 )
 from streamdrift.kafka.clients import (
     KafkaClients,
     RebalanceCallbacks,
+    bounded,
     ensure_topics,
     offsets_to_commit,
     partition_counts,
@@ -108,6 +110,8 @@ class DriftService:
         # detectors up to date (their alerts and dead letters were written before); no offset is committed.
         self.replay_until: dict[TopicPartition, int] = {}
         self.in_transaction = False
+        # kafka-python's transactional calls wait without a deadline; a broker outage must not hang us.
+        self.call_timeout_s = config.kafka.request_timeout_ms / 1000 + 10
         self.last_checkpoint_ok = time.monotonic()
         self.sends: list[Any] = []  # futures of the interval (at_least_once checks them at commit)
         self.totals: Counter[str] = Counter()
@@ -144,17 +148,7 @@ class DriftService:
         """Run until `stop` is set; returns after the final checkpoint. Raises on fatal errors."""
         config = self.config
         self._create_topics()
-        if self.exactly_once:
-            transactional_id = f"streamdrift-{config.kafka.group_id}-{self.instance_id}"
-            # A stable id per replica: a restarted replica fences its previous incarnation at once.
-            self.producer = self.clients.producer(
-                transactional_id=transactional_id,
-                transaction_timeout_ms=config.processing.transaction_timeout_ms,
-            )
-            with translated_errors("initialising transactions"):
-                self.producer.init_transactions()
-        else:
-            self.producer = self.clients.producer(enable_idempotence=True)
+        self._start_producer()
         self.consumer = self.clients.consumer(
             group_id=config.kafka.group_id,
             max_poll_records=config.processing.max_poll_records,
@@ -183,6 +177,29 @@ class DriftService:
         finally:
             self._close()
         self.log.info("stopped", **self._summary_fields())
+
+    def _start_producer(self) -> None:
+        if not self.exactly_once:
+            self.producer = self.clients.producer(enable_idempotence=True)
+            return
+        # A stable id per replica: a restarted replica (or a replaced producer) fences the previous one.
+        producer = self.clients.producer(
+            transactional_id=f"streamdrift-{self.config.kafka.group_id}-{self.instance_id}",
+            transaction_timeout_ms=self.config.processing.transaction_timeout_ms,
+        )
+        try:
+            bounded("initialising transactions", self.call_timeout_s, producer.init_transactions)
+        except BaseException:
+            _abandon(producer)
+            raise
+        self.producer = producer
+
+    def _replace_producer(self) -> None:
+        """A transactional call went unanswered: abandon this producer; the loop starts a new one."""
+        if self.producer is not None:
+            _abandon(self.producer)
+            self.producer = None
+            self.totals["producers_replaced"] += 1
 
     def _create_topics(self) -> None:
         config = self.config
@@ -249,6 +266,8 @@ class DriftService:
         failures = 0
         while not self.stop.is_set():
             try:
+                if self.producer is None:
+                    self._start_producer()
                 if self.restoring:
                     self._restore()
                 batch = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
@@ -398,6 +417,8 @@ class DriftService:
         """
         if not self.pending and not self.in_transaction and not self.monitor.dirty:
             return
+        if self.producer is None:
+            return  # being replaced: everything since the last checkpoint was rolled back
         started = time.monotonic()
         self._send_snapshots(everything=all_snapshots)
         offsets = offsets_to_commit(self.pending)
@@ -407,10 +428,14 @@ class DriftService:
                     with translated_errors("beginning a transaction"):
                         self.producer.begin_transaction()
                     self.in_transaction = True
-                with translated_errors("committing the transaction"):
+                producer, metadata = self.producer, self.consumer.group_metadata()
+
+                def commit() -> None:
                     if offsets:
-                        self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
-                    self.producer.commit_transaction()
+                        producer.send_offsets_to_transaction(offsets, metadata)
+                    producer.commit_transaction()
+
+                bounded("committing the transaction", self.call_timeout_s, commit)
                 self.in_transaction = False
             else:
                 with translated_errors("flushing alerts"):
@@ -504,14 +529,17 @@ class DriftService:
 
     def _rollback(self) -> None:
         """Forget everything since the last checkpoint: abort, drop every model, restore all partitions."""
-        if self.exactly_once and self.in_transaction:
+        if self.exactly_once and self.in_transaction and self.producer is not None:
             try:
-                with translated_errors("aborting the transaction"):
-                    self.producer.abort_transaction()
-            except KafkaUnavailable:
-                pass  # the broker aborts it when the transaction times out
-            self.in_transaction = False
+                bounded("aborting the transaction", self.call_timeout_s, self.producer.abort_transaction)
+            except Fenced:
+                raise
+            except StreamdriftError:
+                # Unanswered or refused: a new producer with the same transactional id fences this one and
+                # aborts its transaction on the broker.
+                self._replace_producer()
             self.totals["transactions_aborted"] += 1
+        self.in_transaction = False
         self.sends.clear()
         self.pending.clear()
         for tp in self.owned | self.restoring:
@@ -583,3 +611,8 @@ class DriftService:
             "transactions_aborted": self.totals["transactions_aborted"],
             "models_in_two_partitions": self.totals["model_in_two_partitions"],
         }
+
+
+def _abandon(producer: Any) -> None:
+    """Close a producer that may be wedged, without waiting for it."""
+    threading.Thread(target=producer.close, kwargs={"timeout": 0}, name="kafka: closing", daemon=True).start()
