@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help venv install check lint typecheck test unit soak demo kafka-up kafka-down kafka-status tools clean
+.PHONY: help venv install check lint typecheck test unit soak demo bench kafka-up kafka-down kafka-status tools clean
 
 help:
 	@echo "make demo        run the end-to-end demo on a local Kafka (started and stopped for it)"
 	@echo "make test        the whole suite, Kafka integration tests included"
 	@echo "make check       ruff + mypy --strict"
 	@echo "make soak        the crash tests, longer (SOAK_KILLS=40 SOAK_EVENTS=500000)"
+	@echo "make bench       the benchmarks on a real broker: one table, JSON in .cache/bench/ (BENCH_ARGS=--quick)"
 	@echo "make kafka-up    start the local broker (prints KAFKA_BOOTSTRAP_SERVERS=...)"
 	@echo "make kafka-down  stop it"
 
@@ -34,8 +35,8 @@ tools:
 	  || { echo "make: could not install kcat (apt-get install kcat)"; exit 1; }
 
 lint: venv
-	$(BIN)/ruff check streamdrift tests
-	$(BIN)/ruff format --check streamdrift tests
+	$(BIN)/ruff check streamdrift tests benchmarks
+	$(BIN)/ruff format --check streamdrift tests benchmarks
 
 typecheck: venv
 	$(BIN)/mypy
@@ -59,6 +60,10 @@ unit: venv
 
 demo: venv
 	@tools/with-kafka.sh $(BIN)/streamdrift demo
+
+# Throughput, latency, scale and scale-out against a real broker (see benchmarks/__init__.py).
+bench: venv tools
+	@tools/with-kafka.sh $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 kafka-up: venv
 	@tools/kafka/kafka.sh up

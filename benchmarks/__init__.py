@@ -9,8 +9,10 @@ it (`streamdrift run --config FILE`), side by side with its baseline or target i
 - scale: memory, snapshot size and restore time with many models and detectors;
 - scale-out: two instances against one over the same 2-partition topic.
 
-One module per job: `events` makes the synthetic input, `broker` creates, fills and deletes topics,
-`processes` runs and watches child processes, `service` configures and drives streamdrift, `rates` turns
-progress samples into rates and percentiles, `report` prints the table and writes the JSON, `machine`
-describes the host, `profiling` attaches py-spy. Each measurement is one module with a `measure` function.
+One module per job: `events` makes the synthetic input, `broker` creates, fills, reads and deletes topics,
+`processes` runs and watches child processes, `service` configures and drives streamdrift, `workspace`
+scopes a measurement's children and topics (and removes them however it ends), `rates` turns progress
+samples into rates and percentiles, `report` prints the table and writes the JSON, `machine` describes the
+host and the code measured, `profiling` attaches py-spy. `baseline` and `pacer` run as children. Each
+measurement is one module (`throughput`, `latency`, `scale`, `scaleout`) with a `measure` function.
 """

@@ -1,8 +1,10 @@
 """`python -m benchmarks [--only NAME] [--events N] [--quick] ...`: run the measurements, print one table.
 
 Needs KAFKA_BOOTSTRAP_SERVERS (`make bench` sets it through tools/with-kafka.sh). Writes every figure to
-.cache/bench/<timestamp>.json and the children's logs and configs to .cache/bench/<run id>/. Exits 1 when a
-measurement could not be completed (a target that is not met is a figure, not a failure), 2 on bad usage.
+.cache/bench/<run id>.json and the children's logs and configs to .cache/bench/<run id>/, where the run id
+is the start time (UTC) and a random suffix that also keeps the run's topic and group names apart. Exits 1
+when a measurement could not be completed (a target that is not met is a figure, not a failure), 2 on bad
+usage.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="streamdrift benchmarks on a real broker: one table, JSON in .cache/bench/",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -54,6 +59,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--seconds", type=float, help="latency: seconds of production (default 60, quick 15)")
     parser.add_argument("--commit-interval-ms", type=int, default=500, help="the service's commit interval")
     parser.add_argument(
+        "--repeat", type=int, help="service runs in throughput and scale-out (default 2, quick 1); medians"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="throughput: also profile the service (py-spy)"
     )
     parser.add_argument("--seed", type=int, default=42)
@@ -68,6 +76,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         rate=args.rate,
         latency_seconds=args.seconds,
         commit_interval_ms=args.commit_interval_ms,
+        repeat=args.repeat,
         profile=args.profile,
         seed=args.seed,
     )
@@ -77,8 +86,7 @@ def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every scope: children stopped, topics deleted
 
 
-def run(options: Options, bootstrap: str) -> list[Outcome]:
-    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+def run(options: Options, bootstrap: str, run_id: str) -> list[Outcome]:
     broker = Broker(bootstrap)
     workspace = Workspace(bootstrap=bootstrap, options=options, repo=REPO, run_id=run_id, broker=broker)
     print(f"benchmarks: run {run_id}, logs in {workspace.run_dir}", file=sys.stderr)
@@ -112,8 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("benchmarks: KAFKA_BOOTSTRAP_SERVERS is not set (run `make bench`)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    machine = machine_info()
-    outcomes = run(options, bootstrap)
+    machine = machine_info(REPO)
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    try:
+        outcomes = run(options, bootstrap, run_id)
+    except KeyboardInterrupt:
+        print("benchmarks: interrupted; children stopped, topics deleted", file=sys.stderr)
+        return 130
     machine["load_average_at_end"] = load_average()
     print(format_table(outcomes, machine))
     profile = next((o.details["profile"] for o in outcomes if "profile" in o.details), None)
@@ -124,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("top inclusive time:")
         for frame, pct in profile["top_inclusive"]:
             print(f"  {pct:5.1f}%  {frame}")
-    path = write_json(REPO / ".cache" / "bench", outcomes, machine, options.as_dict())
+    path = write_json(REPO / ".cache" / "bench", run_id, outcomes, machine, options.as_dict())
     print(f"\nresults: {path}")
     return 1 if any(outcome.error for outcome in outcomes) else 0
 

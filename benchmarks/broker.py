@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import MemberToRemove
 from kafka.structs import TopicPartition
 
 from benchmarks.events import EventStream
@@ -57,11 +58,24 @@ class Broker:
             problems.append(f"deleting topics {sorted(wanted)}: {exc}")
         if topics is None and self.groups:
             try:
-                self.admin.delete_groups(sorted(self.groups))
+                self._delete_groups(sorted(self.groups))
             except Exception as exc:
                 problems.append(f"deleting groups {sorted(self.groups)}: {exc}")
             self.groups.clear()
         return problems
+
+    def _delete_groups(self, groups: list[str]) -> None:
+        """Static members (the service's group.instance.id) outlive their process by a session timeout:
+        remove them first, then the groups and their committed offsets."""
+        for group, description in self.admin.describe_groups(groups).items():
+            static = [
+                MemberToRemove(group_instance_id=member["group_instance_id"])
+                for member in description.get("members", [])
+                if member.get("group_instance_id")
+            ]
+            if static:
+                self.admin.remove_group_members(group, static)
+        self.admin.delete_groups(groups)
 
     def close(self) -> None:
         self.admin.close()
@@ -78,6 +92,37 @@ class FillStats:
         return self.value_bytes / self.events if self.events else 0.0
 
 
+def _producer(bootstrap: str, **extra: Any) -> Any:
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=CLIENT_ID,
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        **extra,
+    )
+
+
+def _produce(
+    producer: Any, topic: str, stream: EventStream, total: int, progress: Callable[[int], None] | None
+) -> FillStats:
+    failures: list[BaseException] = []
+    started = time.monotonic()
+    sent = value_bytes = 0
+    for size in stream.batches(total):
+        for key, value, partition in stream.batch(size):
+            producer.send(topic, key=key, value=value, partition=partition).add_errback(failures.append)
+            value_bytes += len(value)
+        sent += size
+        if progress is not None:
+            progress(sent)
+    producer.flush(timeout=300)
+    if failures:
+        raise BenchError(f"{len(failures)} of {total} events could not be produced: {failures[0]!r}")
+    return FillStats(events=sent, value_bytes=value_bytes, seconds=time.monotonic() - started)
+
+
 def fill_topic(
     bootstrap: str,
     topic: str,
@@ -87,32 +132,49 @@ def fill_topic(
     progress: Callable[[int], None] | None = None,
 ) -> FillStats:
     """Produce `total` events of `stream` to `topic` (uncompressed, acks=all); raises when any send failed."""
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id=CLIENT_ID,
-        acks="all",
-        linger_ms=20,
-        batch_size=512 * 1024,
-        buffer_memory=128 * 1024 * 1024,
-        max_request_size=4 * 1024 * 1024,
-    )
-    failures: list[BaseException] = []
-    started = time.monotonic()
-    sent = value_bytes = 0
+    producer = _producer(bootstrap)
     try:
-        for size in stream.batches(total):
-            for key, value, partition in stream.batch(size):
-                producer.send(topic, key=key, value=value, partition=partition).add_errback(failures.append)
-                value_bytes += len(value)
-            sent += size
-            if progress is not None:
-                progress(sent)
-        producer.flush(timeout=300)
+        return _produce(producer, topic, stream, total, progress)
     finally:
         producer.close(timeout=30)
-    if failures:
-        raise BenchError(f"{len(failures)} of {total} events could not be produced: {failures[0]!r}")
-    return FillStats(events=sent, value_bytes=value_bytes, seconds=time.monotonic() - started)
+
+
+class HeldBack:
+    """Events written inside one open transaction: read_committed readers see none of them until `release`.
+
+    This is how a group of consumers can be started, settled and ready on a full topic before any of them
+    reads a record of it.
+    """
+
+    def __init__(self, producer: Any, stats: FillStats) -> None:
+        self.producer = producer
+        self.stats = stats
+        self.released_at: float | None = None
+
+    def release(self) -> float:
+        """Commit the transaction: everything becomes visible at once. Returns the wall-clock time."""
+        self.producer.commit_transaction()
+        self.released_at = time.time()
+        return self.released_at
+
+    def close(self) -> None:
+        try:
+            if self.released_at is None:
+                self.producer.abort_transaction()
+        finally:
+            self.producer.close(timeout=30)
+
+
+def fill_topic_held_back(bootstrap: str, topic: str, stream: EventStream, total: int) -> HeldBack:
+    producer = _producer(bootstrap, transactional_id=f"{CLIENT_ID}-{topic}", transaction_timeout_ms=600_000)
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        stats = _produce(producer, topic, stream, total, None)
+    except BaseException:
+        producer.close(timeout=5)
+        raise
+    return HeldBack(producer, stats)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

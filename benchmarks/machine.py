@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,32 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
+def code_version(repo: Path) -> dict[str, Any]:
+    """The commit measured, and the streamdrift/ files with uncommitted changes (the figures are of those)."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "streamdrift")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "streamdrift_uncommitted_changes": changed.splitlines(),
+    }
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(repo: Path) -> dict[str, Any]:
     return {
+        "code": code_version(repo),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_model": _cpu_model(),
         "ram_gib": _ram_gib(),

@@ -31,6 +31,7 @@ TAIL_LINES = 15
 class Line:
     received: float  # time.time() when the harness read the line
     cpu_s: float | None  # the child's user + system CPU seconds at that moment
+    system_busy_s: float | None  # the whole machine's busy CPU seconds at that moment
     fields: dict[str, Any]
 
 
@@ -49,6 +50,17 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: fields 14 and 15
+
+
+def system_busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    try:
+        with Path("/proc/stat").open() as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -105,7 +117,7 @@ class ChildProcess:
         try:
             for raw in stream:
                 received = time.time()
-                cpu = cpu_seconds(self.pid)
+                cpu, busy = cpu_seconds(self.pid), system_busy_seconds()
                 self._log.write(raw)
                 try:
                     fields = orjson.loads(raw)
@@ -114,10 +126,12 @@ class ChildProcess:
                 with self._cond:
                     self._tail = [*self._tail[-(TAIL_LINES - 1) :], raw.decode(errors="replace").rstrip()]
                     if isinstance(fields, dict):
-                        self._lines.append(Line(received=received, cpu_s=cpu, fields=fields))
+                        self._lines.append(
+                            Line(received=received, cpu_s=cpu, system_busy_s=busy, fields=fields)
+                        )
                     self._cond.notify_all()
         finally:
-            self._log.flush()
+            self._log.close()  # the reader owns the log file
             self._eof.set()
             with self._cond:
                 self._cond.notify_all()
@@ -134,7 +148,10 @@ class ChildProcess:
 
     @property
     def alive(self) -> bool:
-        return self.exit is None and self.popen.poll() is None
+        """Still running? (Reaps it with `wait4` when it has exited, keeping its resource usage.)"""
+        if self.exit is None:
+            self.exit = self._reap(0.0)
+        return self.exit is None
 
     def wait_for(
         self,
@@ -190,7 +207,9 @@ class ChildProcess:
 
     def stop(self, *, timeout: float = 60.0, sig: signal.Signals = signal.SIGTERM) -> Exit:
         """Send `sig`, wait up to `timeout` for the child to exit (then SIGKILL it) and reap it."""
-        if self.exit is not None:
+        if not self.alive:
+            assert self.exit is not None
+            self._close_log()
             return self.exit
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
@@ -200,19 +219,21 @@ class ChildProcess:
                 os.kill(self.pid, signal.SIGKILL)
             exit_ = self._reap(10.0) or Exit(code=None, cpu_s=None, max_rss_kib=None)
         self.exit = exit_
-        self._eof.wait(5.0)
-        self._log.close()
+        self._close_log()
         return exit_
+
+    def _close_log(self) -> None:
+        """Let the reader finish the log (the child's output ends when the child and its children have)."""
+        self._eof.wait(5.0)
 
     def wait(self, *, timeout: float) -> Exit:
         """Wait for the child to exit by itself; raises BenchError (and kills it) past the deadline."""
-        exit_ = self._reap(timeout)
+        exit_ = self.exit or self._reap(timeout)
         if exit_ is None:
             self.stop(timeout=0.0, sig=signal.SIGKILL)
             raise BenchError(f"{self.name} did not finish within {timeout:.0f} s:\n{self.tail()}")
         self.exit = exit_
-        self._eof.wait(5.0)
-        self._log.close()
+        self._close_log()
         return exit_
 
     def _reap(self, timeout: float) -> Exit | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.broker import BenchError
-from benchmarks.service import ServiceTopics, start_service, wait_for_events
+from benchmarks.service import start_service, wait_for_events
 from benchmarks.workspace import Scope
 
 TOP = 12
@@ -50,9 +50,9 @@ def summarise(collapsed: Path) -> dict[str, Any]:
     return {"file": str(collapsed), "samples": samples, "top_own": top(own), "top_inclusive": top(inclusive)}
 
 
-def profile_service(scope: Scope, topics: ServiceTopics, total: int) -> dict[str, Any]:
-    config = scope.service_config("profiled", topics)
-    service = start_service(scope.children, "profiled", config, instance_id="profiled-0")
+def profile_service(scope: Scope, input_topic: str, total: int) -> dict[str, Any]:
+    setup = scope.service_config("profiled", input_topic)
+    service = start_service(scope.children, "profiled", setup, instance_id="profiled-0")
     timeout = max(900.0, total / 200)
     wait_for_events(service, total // 10, timeout=timeout)
     output = scope.dir / "service-profile.txt"

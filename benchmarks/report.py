@@ -61,6 +61,13 @@ def format_table(outcomes: Sequence[Outcome], machine: dict[str, Any]) -> str:
         f"python {machine['python']}, kafka-python {machine['kafka_python']} (crc32c {machine['crc32c']}), "
         f"river {machine['river']}, streamdrift {machine['streamdrift']}"
     )
+    code = machine.get("code", {})
+    if code:
+        dirty = code.get("streamdrift_uncommitted_changes") or []
+        out.append(
+            f"code: commit {code.get('commit')}"
+            + (f" plus uncommitted changes to {len(dirty)} streamdrift file(s)" if dirty else "")
+        )
     load_start, load_end = machine.get("load_average_at_start"), machine.get("load_average_at_end")
     if load_start and load_end:
         out.append(
@@ -73,12 +80,15 @@ def format_table(outcomes: Sequence[Outcome], machine: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write_json(directory: Path, outcomes: Sequence[Outcome], machine: dict[str, Any], options: Any) -> Path:
+def write_json(
+    directory: Path, run_id: str, outcomes: Sequence[Outcome], machine: dict[str, Any], options: Any
+) -> Path:
+    """`<directory>/<run id>.json`; the run id is its start time (UTC) and a random suffix."""
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    path = directory / f"{stamp}.json"
+    path = directory / f"{run_id}.json"
     document = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "run_id": run_id,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine,
         "options": options,
         "measurements": {

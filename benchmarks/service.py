@@ -38,9 +38,10 @@ class ServiceTopics:
     state: str
 
     @classmethod
-    def named(cls, prefix: str) -> ServiceTopics:
+    def around(cls, input_topic: str, prefix: str) -> ServiceTopics:
+        """Output and state topics of one deployment (one group): a group never sees another's state."""
         return cls(
-            input=f"{prefix}.input",
+            input=input_topic,
             alerts=f"{prefix}.alerts",
             dead_letter=f"{prefix}.dead-letter",
             state=f"{prefix}.state",
@@ -89,10 +90,19 @@ def streamdrift_command() -> str:
     return found
 
 
-def start_service(children: Children, name: str, config: Path, *, instance_id: str) -> ChildProcess:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSetup:
+    """One deployment: a config file, its consumer group, and its topics."""
+
+    config: Path
+    group: str
+    topics: ServiceTopics
+
+
+def start_service(children: Children, name: str, setup: ServiceSetup, *, instance_id: str) -> ChildProcess:
     return children.start(
         name,
-        [streamdrift_command(), "run", "--config", str(config)],
+        [streamdrift_command(), "run", "--config", str(setup.config)],
         env={"STREAMDRIFT_STATE_KEY": STATE_KEY, "STREAMDRIFT_INSTANCE_ID": instance_id},
         json_stream="stderr",
     )
@@ -127,8 +137,9 @@ def wait_for_events(service: ChildProcess, target: int, *, timeout: float, stall
     )
 
 
-def wait_until_idle(service: ChildProcess, target: int, *, timeout: float) -> Line:
-    """A summary after `target` events whose checkpoint count equals the previous one's: all committed."""
+def wait_until_idle(service: ChildProcess, target: int, *, timeout: float, start: int = 0) -> Line:
+    """A summary (from line `start`) after `target` events whose event and checkpoint counts equal the
+    previous summary's: nothing left to read, everything committed."""
     previous: dict[str, Any] = {}
 
     def idle(line: Line) -> bool:
@@ -143,7 +154,7 @@ def wait_until_idle(service: ChildProcess, target: int, *, timeout: float) -> Li
             and before.get("checkpoints") == fields["checkpoints"]
         )
 
-    return service.wait_for(idle, what="an idle, fully committed service", timeout=timeout)
+    return service.wait_for(idle, what="an idle, fully committed service", timeout=timeout, start=start)
 
 
 def wait_until_restored(service: ChildProcess, partitions: int, *, timeout: float) -> Line:

@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.broker import Broker
 from benchmarks.processes import ChildProcess, Children
 from benchmarks.report import Outcome
-from benchmarks.service import ServiceTopics, write_config
+from benchmarks.service import ServiceSetup, ServiceTopics, write_config
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +29,7 @@ class Options:
     rate: float | None = None  # latency: events/s (default: half the measured service throughput)
     latency_seconds: float | None = None
     commit_interval_ms: int = 500
+    repeat: int | None = None  # service runs per throughput and scale-out measurement
     profile: bool = False
     seed: int = 42
 
@@ -80,22 +81,22 @@ class Scope:
     def prefix(self, label: str) -> str:
         return f"bench-{self.workspace.run_id}-{self.name}-{label}"
 
-    def service_topics(self, label: str) -> ServiceTopics:
-        topics = ServiceTopics.named(self.prefix(label))
-        self.topic_names.update([topics.input, *topics.created_by_service()])
-        self.workspace.broker.own(topics=self.topic_names)
-        return topics
-
-    def create_topic(self, name: str, partitions: int) -> None:
+    def input_topic(self, label: str = "run", *, partitions: int = 2) -> str:
+        """A fresh, empty input topic."""
+        name = f"{self.prefix(label)}.input"
         self.topic_names.add(name)
         self.workspace.broker.create_topic(name, partitions)
+        return name
 
     def service_config(
-        self, label: str, topics: ServiceTopics, *, defaults: dict[str, Any] | None = None
-    ) -> Path:
+        self, label: str, input_topic: str, *, defaults: dict[str, Any] | None = None
+    ) -> ServiceSetup:
+        """A deployment reading `input_topic` with its own group and its own alerts and state topics."""
         group = self.prefix(label)
-        self.workspace.broker.own(groups=[group])
-        return write_config(
+        topics = ServiceTopics.around(input_topic, group)
+        self.topic_names.update(topics.created_by_service())
+        self.workspace.broker.own(topics=topics.created_by_service(), groups=[group])
+        config = write_config(
             self.dir / f"{label}.yaml",
             bootstrap=self.bootstrap,
             group_id=group,
@@ -103,6 +104,12 @@ class Scope:
             commit_interval_ms=self.workspace.options.commit_interval_ms,
             defaults=defaults,
         )
+        return ServiceSetup(config=config, group=group, topics=topics)
+
+    def drop_topics(self, names: list[str]) -> None:
+        """Delete topics the measurement no longer needs (the rest go when the scope closes)."""
+        self.cleanup_problems.extend(self.workspace.broker.cleanup(names))
+        self.topic_names.difference_update(names)
 
     def python_child(self, name: str, module: str, *args: str) -> ChildProcess:
         return self.children.start(name, [sys.executable, "-m", module, *args], json_stream="stdout")

@@ -128,9 +128,32 @@ def topic_partition(topic: str, partition: int) -> Any:
     return TopicPartition(topic, partition)
 
 
-def offsets_to_commit(pending: Mapping[TopicPartition, int]) -> dict[TopicPartition, Any]:
-    """Offsets to commit, in the form kafka-python's commit and send_offsets_to_transaction take."""
-    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in pending.items()}
+REPLAY_FROM_PREFIX = "streamdrift.replay_from="
+
+
+def offsets_to_commit(
+    pending: Mapping[TopicPartition, int], replay_from: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, Any]:
+    """Offsets to commit, each carrying in its metadata where a restore must start reading again."""
+    return {
+        tp: OffsetAndMetadata(offset, f"{REPLAY_FROM_PREFIX}{replay_from.get(tp, offset)}", -1)
+        for tp, offset in pending.items()
+    }
+
+
+def committed_position(consumer: Any, tp: TopicPartition) -> tuple[int, int | None] | None:
+    """The committed offset of a partition and where a restore must read from (None: not recorded).
+
+    None when nothing is committed.
+    """
+    with translated_errors("reading committed offsets"):
+        committed = consumer.committed(tp, metadata=True)
+    if committed is None or committed.offset is None or committed.offset < 0:
+        return None
+    metadata = committed.metadata or ""
+    if not metadata.startswith(REPLAY_FROM_PREFIX):
+        return committed.offset, None
+    return committed.offset, min(committed.offset, int(metadata.removeprefix(REPLAY_FROM_PREFIX)))
 
 
 class RebalanceCallbacks(ConsumerRebalanceListener):  # type: ignore[misc]

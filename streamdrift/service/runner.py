@@ -58,6 +58,7 @@ from streamdrift.kafka.clients import (
     KafkaClients,
     RebalanceCallbacks,
     bounded,
+    committed_position,
     ensure_topics,
     offsets_to_commit,
     partition_counts,
@@ -69,6 +70,14 @@ from streamdrift.service.records import OutRecord, alert_record, dead_letter_rec
 from streamdrift.service.state import StateStore, state_key
 
 POLL_TIMEOUT_MS = 200
+# Compaction never touches the active segment: small segments let the cleaner keep the state topic near
+# one snapshot per model, so a restore reads little more than the latest state.
+STATE_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.2",
+}
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 HEARTBEAT_SILENCE_S = 10.0  # no heartbeat answered for this long (3 s interval): the broker is away
 REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused for longer than this: give up (exit non-zero)
@@ -106,6 +115,7 @@ class DriftService:
         self.next_offset: dict[str, int] = {}  # per model: events before this are already in its state
         self.scattered_models: set[str] = set()  # models seen on two partitions, logged by name
         self.snapshot_at: dict[str, float] = {}  # per model: when its last snapshot was sent
+        self.unsnapshotted_from: dict[str, int] = {}  # per model: its first event not in a snapshot yet
         # Per partition being replayed after a restore: the committed offset. Below it, events only bring
         # detectors up to date (their alerts and dead letters were written before); no offset is committed.
         self.replay_until: dict[TopicPartition, int] = {}
@@ -228,7 +238,7 @@ class DriftService:
                 {
                     topics.alerts: spec,
                     topics.dead_letter: spec,
-                    topics.state: {**spec, "configs": {"cleanup.policy": "compact"}},
+                    topics.state: {**spec, "configs": STATE_TOPIC_CONFIG},
                 },
             )
             if created:
@@ -327,6 +337,7 @@ class DriftService:
         decode = self.decoder.decode
         process = self.monitor.process
         next_offset = self.next_offset
+        unsnapshotted = self.unsnapshotted_from
         replay_end = self.replay_until.get(partition, -1)
         for record in records:
             emit = record.offset >= replay_end
@@ -362,6 +373,7 @@ class DriftService:
             alerts = process(event, source)
             if home == partition:  # offsets order events within one partition only
                 next_offset[model_id] = record.offset + 1
+                unsnapshotted.setdefault(model_id, record.offset)
             if not emit:
                 self.totals["replayed"] += 1
                 continue
@@ -421,7 +433,7 @@ class DriftService:
             return  # being replaced: everything since the last checkpoint was rolled back
         started = time.monotonic()
         self._send_snapshots(everything=all_snapshots)
-        offsets = offsets_to_commit(self.pending)
+        offsets = offsets_to_commit(self.pending, self._replay_watermarks())
         try:
             if self.exactly_once:
                 if not self.in_transaction:
@@ -455,6 +467,15 @@ class DriftService:
         self.totals["checkpoints"] += 1
         self.totals["checkpoint_ms"] += round((time.monotonic() - started) * 1000)
 
+    def _replay_watermarks(self) -> dict[TopicPartition, int]:
+        """Per partition, the oldest event a model holds outside its snapshot: a restore reads from there."""
+        watermarks: dict[TopicPartition, int] = {}
+        for model_id, offset in self.unsnapshotted_from.items():
+            tp = self.model_partition[model_id]
+            if offset < watermarks.get(tp, offset + 1):
+                watermarks[tp] = offset
+        return watermarks
+
     def _send_snapshots(self, *, everything: bool) -> None:
         """Snapshot the changed models that are due: never snapshotted, or not for snapshot_interval_ms.
 
@@ -481,6 +502,7 @@ class DriftService:
             self.totals["snapshot_bytes"] += len(record.value or b"")
             self._send(record)
             self.snapshot_at[model_id] = now
+            self.unsnapshotted_from.pop(model_id, None)
             monitor.dirty.discard(model_id)
         self.totals["snapshots"] += len(due)
 
@@ -504,19 +526,22 @@ class DriftService:
                     self.snapshot_at[model.model_id] = now
                     replay_from = model.offset if replay_from is None else min(replay_from, model.offset)
                     models += 1
-                with translated_errors("reading committed offsets"):
-                    committed = self.consumer.committed(tp)
-                    if committed is None:
-                        if self.config.processing.auto_offset_reset == "earliest":
-                            self.consumer.seek_to_beginning(tp)
-                        else:
-                            self.consumer.seek_to_end(tp)
-                    elif replay_from is not None and replay_from < committed:
-                        # Bring the models whose last snapshot is older than the committed offset up to date.
-                        self.consumer.seek(tp, replay_from)
-                        self.replay_until[tp] = committed
+                position = committed_position(self.consumer, tp)
+                if position is None:
+                    if self.config.processing.auto_offset_reset == "earliest":
+                        self.consumer.seek_to_beginning(tp)
                     else:
-                        self.consumer.seek(tp, committed)
+                        self.consumer.seek_to_end(tp)
+                    continue
+                committed, watermark = position
+                if watermark is None:  # committed without a watermark: the oldest snapshot bounds it
+                    watermark = committed if replay_from is None else min(committed, replay_from)
+                if watermark < committed:
+                    # Bring the models whose snapshots lag the committed offset up to date.
+                    self.consumer.seek(tp, watermark)
+                    self.replay_until[tp] = committed
+                else:
+                    self.consumer.seek(tp, committed)
             self.consumer.resume(*partitions)
             self.owned |= partitions
             self.restoring -= partitions
@@ -555,6 +580,7 @@ class DriftService:
             del self.model_partition[model_id]
             self.next_offset.pop(model_id, None)
             self.snapshot_at.pop(model_id, None)
+            self.unsnapshotted_from.pop(model_id, None)
             self.monitor.drop_model(model_id)
 
     # ---- rebalance callbacks (on the consumer's network loop) ------------------------------------
