@@ -108,7 +108,6 @@ class Monitor:
         self.models: dict[str, ModelMonitor] = {}
         self.skipped: Counter[str] = Counter()  # values skipped, by reason
         self.suppressed: Counter[str] = Counter()  # alerts suppressed, by reason
-        self.events = 0
         self.dirty: set[str] = set()  # models changed since the caller last cleared this (checkpoints)
 
     def model(self, model_id: str) -> ModelMonitor:
@@ -118,7 +117,6 @@ class Monitor:
         return model
 
     def process(self, event: InferenceEvent, source: RecordSource) -> list[DriftAlert]:
-        self.events += 1
         model = self.model(event.model_id)
         self.dirty.add(event.model_id)
         alerts: list[DriftAlert] = []

@@ -406,11 +406,15 @@ class DriftService:
                 )
         return home
 
-    def _send(self, record: OutRecord) -> None:
+    def _begin_transaction(self) -> None:
+        """Open the interval's transaction at its first record (exactly_once only)."""
         if self.exactly_once and not self.in_transaction:
             with translated_errors("beginning a transaction"):
                 self.producer.begin_transaction()
             self.in_transaction = True
+
+    def _send(self, record: OutRecord) -> None:
+        self._begin_transaction()
         with translated_errors("sending a record"):
             future = self.producer.send(
                 record.topic, key=record.key, value=record.value, headers=record.headers,
@@ -436,10 +440,7 @@ class DriftService:
         offsets = offsets_to_commit(self.pending, self._replay_watermarks())
         try:
             if self.exactly_once:
-                if not self.in_transaction:
-                    with translated_errors("beginning a transaction"):
-                        self.producer.begin_transaction()
-                    self.in_transaction = True
+                self._begin_transaction()  # an interval of offsets only still commits them in one
                 producer, metadata = self.producer, self.consumer.group_metadata()
 
                 def commit() -> None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+
+STREAMDRIFT = str(Path(sys.executable).parent / "streamdrift")
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +27,50 @@ def kcat_path() -> str:
             "(or `apt-get install kcat`)"
         )
     return path
+
+
+class Service:
+    """`streamdrift run` as a user runs it, in its own process."""
+
+    def __init__(self, config_path: Path, log_path: Path, instance: str) -> None:
+        self.config_path, self.log_path, self.instance = config_path, log_path, instance
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        env = {**os.environ, "STREAMDRIFT_INSTANCE_ID": self.instance}
+        self.process = subprocess.Popen(
+            [STREAMDRIFT, "run", "--config", str(self.config_path)], stdout=log, stderr=log, env=env
+        )
+        log.close()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def log_events(self) -> list[dict[str, Any]]:
+        lines = self.log_path.read_bytes().splitlines()
+        return [orjson.loads(line) for line in lines if line.startswith(b"{")]
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Callable[[Path, str], Service]]:
+    started: list[Service] = []
+
+    def make(config_path: Path, instance: str) -> Service:
+        service = Service(config_path, tmp_path / f"{instance}.log", instance)
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        if service.process is not None and service.process.poll() is None:
+            service.process.kill()
+            service.process.wait(timeout=10)

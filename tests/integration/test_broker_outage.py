@@ -14,13 +14,12 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 
 from tests.conftest import KafkaClients, unique_name
+from tests.integration.conftest import Service
 from tests.integration.test_exactly_once import (
-    Service,
     assert_alerts_equal_offline,
     committed_total,
     prepare_run,
     producing,
-    services,  # noqa: F401 -- the fixture
     stream,
     wait_until,
 )
@@ -30,7 +29,7 @@ OUTAGE_S = 60
 
 
 def test_broker_down_for_60_s_mid_run_loses_and_duplicates_nothing(
-    services: Callable[[Path, str], Service],  # noqa: F811
+    services: Callable[[Path, str], Service],
     tmp_path: Path,
 ) -> None:
     broker = ScriptBroker(tmp_path / "kafka")

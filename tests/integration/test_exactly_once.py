@@ -12,7 +12,6 @@ import pickle
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,8 +32,8 @@ from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.snapshot import decode_snapshot
 from tests.conftest import KafkaClients, TopicFactory, unique_name
+from tests.integration.conftest import STREAMDRIFT, Service
 
-STREAMDRIFT = str(Path(sys.executable).parent / "streamdrift")
 DEADLINE_S = 120.0
 # `make soak` raises these: more kills over more events.
 SOAK_KILLS = int(os.environ.get("STREAMDRIFT_SOAK_KILLS", "10"))
@@ -176,53 +175,6 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEAD
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)  # polling interval of a deadline-bounded wait
-
-
-class Service:
-    """`streamdrift run` as a user runs it, in its own process."""
-
-    def __init__(self, config_path: Path, log_path: Path, instance: str) -> None:
-        self.config_path, self.log_path, self.instance = config_path, log_path, instance
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        env = {**os.environ, "STREAMDRIFT_INSTANCE_ID": self.instance}
-        self.process = subprocess.Popen(
-            [STREAMDRIFT, "run", "--config", str(self.config_path)], stdout=log, stderr=log, env=env
-        )
-        log.close()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-    def log_events(self) -> list[dict[str, Any]]:
-        lines = self.log_path.read_bytes().splitlines()
-        return [orjson.loads(line) for line in lines if line.startswith(b"{")]
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Callable[[Path, str], Service]]:
-    started: list[Service] = []
-
-    def make(config_path: Path, instance: str) -> Service:
-        service = Service(config_path, tmp_path / f"{instance}.log", instance)
-        started.append(service)
-        return service
-
-    yield make
-    for service in started:
-        if service.process is not None and service.process.poll() is None:
-            service.process.kill()
-            service.process.wait(timeout=10)
 
 
 def final_state(clients: KafkaClients, topic: str, key: str) -> dict[str, bytes]:
