@@ -515,7 +515,6 @@ class DriftService:
         restored = self.state.restore({(tp.topic, tp.partition) for tp in partitions})
         with self.lock:
             models = 0
-            now = time.monotonic()
             for tp in partitions:
                 self._drop_partition_models(tp)
                 replay_from = None
@@ -524,7 +523,9 @@ class DriftService:
                     self.totals["signals_reset_by_config"] += reset
                     self.model_partition[model.model_id] = tp
                     self.next_offset[model.model_id] = model.offset
-                    self.snapshot_at[model.model_id] = now
+                    # No entry in snapshot_at: a restored model is snapshotted as soon as it changes, so
+                    # that a service restarted more often than snapshot_interval_ms does not re-read an
+                    # ever longer stretch of input at each restart.
                     replay_from = model.offset if replay_from is None else min(replay_from, model.offset)
                     models += 1
                 position = committed_position(self.consumer, tp)

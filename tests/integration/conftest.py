@@ -55,6 +55,10 @@ class Service:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the service's output, for a failing test's message."""
+        return b"\n".join(self.log_path.read_bytes().splitlines()[-lines:]).decode(errors="replace")
+
     def log_events(self) -> list[dict[str, Any]]:
         lines = self.log_path.read_bytes().splitlines()
         return [orjson.loads(line) for line in lines if line.startswith(b"{")]

@@ -151,12 +151,25 @@ def assert_alerts_equal_offline(clients: KafkaClients, run: Run, at_least: int) 
     return monitor
 
 
-def kill_repeatedly(service: Service, admin: Any, group: str, kills: int, pause: tuple[float, float]) -> None:
-    """`kill -9` the service `kills` times, each a random moment after it has made progress, restarting it."""
+def kill_repeatedly(
+    service: Service, admin: Any, group: str, total: int, kills: int, pause: tuple[float, float]
+) -> None:
+    """`kill -9` the service `kills` times, each a random moment after it has made progress, restarting it.
+
+    Progress is a committed offset beyond the one before, or every one of the `total` events committed.
+    """
     rng = random.Random(kills)
-    for _ in range(kills):
+    for kill in range(kills):
         before = committed_total(admin, group)
-        wait_until(lambda before=before: committed_total(admin, group) > before, "progress")  # type: ignore[misc]
+
+        def progressed(before: int = before) -> bool:
+            now = committed_total(admin, group)
+            return now > before or now == total
+
+        try:
+            wait_until(progressed, f"progress before kill {kill + 1}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the service's last log lines:\n{service.log_tail()}") from None
         time.sleep(rng.uniform(*pause))  # a random moment to crash at, not a synchronisation
         service.kill()
         service.start()
@@ -237,7 +250,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     service = services(run.config_path, "eos-1")
     with producing(kafka_clients, run.topic, events, seconds=2.5 * SOAK_KILLS):
         service.start()
-        kill_repeatedly(service, kafka_admin, run.group, SOAK_KILLS, pause=(0.2, 1.5))
+        kill_repeatedly(service, kafka_admin, run.group, len(events), SOAK_KILLS, pause=(0.2, 1.5))
     wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "the service to catch up")
     assert service.stop() == 0
 
@@ -357,7 +370,7 @@ def test_two_instances_one_killed_and_restarted_repeatedly(
     with producing(kafka_clients, run.topic, events, seconds=20.0):
         steady.start()
         flaky.start()
-        kill_repeatedly(flaky, kafka_admin, run.group, 5, pause=(0.5, 2.0))
+        kill_repeatedly(flaky, kafka_admin, run.group, len(events), 5, pause=(0.5, 2.0))
     wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "both to catch up")
     assert steady.stop() == 0
     assert flaky.stop() == 0
