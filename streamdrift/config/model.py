@@ -47,6 +47,9 @@ class TopicSettings(Strict):
     alerts: str = "streamdrift-alerts"
     dead_letter: str = "streamdrift-dead-letter"
     state: str = "streamdrift-state"
+    repartition: str | None = Field(
+        None, description="internal topic of processing.repartition (default: <group_id>-repartition)"
+    )
     replication_factor: int = Field(1, ge=1, description="for topics streamdrift creates")
 
     @field_validator("input")
@@ -87,6 +90,18 @@ class ProcessingSettings(Strict):
         "it names the transactional producer, so a restarted replica fences its previous incarnation",
     )
     restore_timeout_s: float = Field(60.0, gt=0, description="exit when a state restore makes no progress")
+    repartition: bool = Field(
+        False,
+        description="for input not keyed by model_id: forward it, keyed by model_id, through an internal "
+        "topic (topics.repartition) so each model has one home partition",
+    )
+    repartition_wait_ms: int = Field(
+        1000,
+        ge=0,
+        le=600_000,
+        description="repartitioning merges this replica's input partitions in timestamp order; it waits "
+        "this long at most for a partition that has nothing buffered and is not read to its end",
+    )
     transaction_timeout_ms: int = Field(
         120_000,
         ge=1000,
@@ -204,6 +219,9 @@ class StreamdriftConfig(Strict):
     logging: LoggingSettings = LoggingSettings()
     # Set by the loader from the file's bytes, so alerts name the config that produced them.
     config_version: SkipJsonSchema[str] = Field("unversioned", exclude=True)
+
+    def repartition_topic(self) -> str:
+        return self.topics.repartition or f"{self.kafka.group_id}-repartition"
 
     def policies(self) -> Policies:
         defaults = {kind: getattr(self.defaults, kind).policy() for kind in SIGNAL_KINDS}

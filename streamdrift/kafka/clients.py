@@ -156,6 +156,16 @@ def committed_position(consumer: Any, tp: TopicPartition) -> tuple[int, int | No
     return committed.offset, min(committed.offset, int(metadata.removeprefix(REPLAY_FROM_PREFIX)))
 
 
+def read_to_end(consumer: Any, tp: TopicPartition) -> bool:
+    """Whether the consumer has fetched everything up to the partition's last known high watermark."""
+    highwater = consumer.highwater(tp)
+    if highwater is None:  # not fetched yet: unknown
+        return False
+    with translated_errors("reading a position"):
+        position = consumer.position(tp, timeout_ms=0)
+    return position is not None and position >= highwater
+
+
 class RebalanceCallbacks(ConsumerRebalanceListener):  # type: ignore[misc]
     """Forwards kafka-python's rebalance notifications. They run on the consumer's network loop."""
 

@@ -1,4 +1,4 @@
-"""The records streamdrift writes: alerts and dead letters (key, value, headers). Pure functions."""
+"""The records streamdrift writes: alerts, dead letters and repartitioned events. Pure functions."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class OutRecord:
     value: bytes | None
     headers: Headers
     partition: int | None = None  # None: the producer's partitioner (by key) chooses
+    timestamp_ms: int | None = None  # None: the producer's clock
 
 
 def alert_record(topic: str, alert: DriftAlert) -> OutRecord:
@@ -63,3 +64,43 @@ def dead_letter_record(
         extra.append((ORIGINAL_SIZE, str(len(value)).encode()))
         value = value[:DEAD_LETTER_MAX_VALUE_BYTES]
     return OutRecord(topic=topic, key=key, value=value, headers=[*headers, *extra])
+
+
+def forwarded_record(
+    topic: str,
+    model_id: str,
+    *,
+    value: bytes | None,
+    headers: Headers,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+) -> OutRecord:
+    """An input record re-keyed by model_id for the repartition topic: the same value, headers and
+    timestamp, plus headers naming where it came from (alerts point at the original record)."""
+    extra: Headers = [
+        (SOURCE_TOPIC, source_topic.encode()),
+        (SOURCE_PARTITION, str(partition).encode()),
+        (SOURCE_OFFSET, str(offset).encode()),
+    ]
+    kept = [(name, data) for name, data in headers if name not in _SOURCE_HEADERS]
+    return OutRecord(
+        topic=topic, key=model_id.encode(), value=value, headers=[*kept, *extra], timestamp_ms=timestamp_ms
+    )
+
+
+def forwarded_source(headers: Headers) -> tuple[str, int, int] | None:
+    """The original (topic, partition, offset) of a repartitioned record; None when a header is missing."""
+    found = {name: data for name, data in headers if name in _SOURCE_HEADERS}
+    try:
+        return (
+            found[SOURCE_TOPIC].decode(),
+            int(found[SOURCE_PARTITION]),
+            int(found[SOURCE_OFFSET]),
+        )
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return None
+
+
+_SOURCE_HEADERS: Final = frozenset({SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET})

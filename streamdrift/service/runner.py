@@ -62,11 +62,20 @@ from streamdrift.kafka.clients import (
     ensure_topics,
     offsets_to_commit,
     partition_counts,
+    read_to_end,
     rejoin_group,
     seconds_since_heartbeat,
+    topic_partition,
     translated_errors,
 )
-from streamdrift.service.records import OutRecord, alert_record, dead_letter_record
+from streamdrift.service.records import (
+    OutRecord,
+    alert_record,
+    dead_letter_record,
+    forwarded_record,
+    forwarded_source,
+)
+from streamdrift.service.repartition import TimestampMerge
 from streamdrift.service.state import StateStore, state_key
 
 POLL_TIMEOUT_MS = 200
@@ -97,6 +106,16 @@ class DriftService:
         self.clients = clients
         self.stop = stop or threading.Event()
         self.exactly_once = config.processing.guarantee == "exactly_once"
+        # Repartition mode: input partitions only forward (no state); detection reads the internal topic.
+        self.repartition_topic = config.repartition_topic() if config.processing.repartition else None
+        self.subscription = list(config.topics.input)
+        if self.repartition_topic is not None:
+            self.subscription.append(self.repartition_topic)
+        self.merge: TimestampMerge[TopicPartition, Any] = TimestampMerge(
+            wait_s=config.processing.repartition_wait_ms / 1000,
+            max_buffered=4 * config.processing.max_poll_records,
+        )
+        self.merge_paused: set[TopicPartition] = set()  # input partitions paused while their buffer is full
         self.log = structlog.get_logger("streamdrift.service")
         self.state = StateStore(config, clients, state_key(config))
         self.decoder = EventDecoder(config.event_fields(), config.event_limits())
@@ -170,10 +189,11 @@ class DriftService:
             max_poll_interval_ms=config.processing.max_poll_interval_ms,
         )
         self.listener = RebalanceCallbacks(self.on_revoked, self.on_assigned, self.on_lost)
-        self.consumer.subscribe(config.topics.input, listener=self.listener)
+        self.consumer.subscribe(self.subscription, listener=self.listener)
         self.log.info(
             "started",
             input=config.topics.input,
+            repartition=self.repartition_topic,
             alerts=config.topics.alerts,
             group_id=config.kafka.group_id,
             instance_id=self.instance_id,
@@ -217,16 +237,29 @@ class DriftService:
         admin = self.clients.admin()
         try:
             counts = self._input_partition_counts(admin)
-            if len(set(counts.values())) > 1:
-                raise FatalServiceError(
-                    f"input topics have different partition counts ({counts}); the state topic is "
-                    "co-partitioned with the input, so they must all have the same count"
-                )
-            partitions = next(iter(counts.values()))
+            wanted: dict[str, dict[str, Any]] = {}
+            if self.repartition_topic is not None:
+                # State is co-partitioned with the internal topic, which has the largest input's count.
+                internal = self.repartition_topic
+                partitions = partition_counts(admin, [internal]).get(internal) or max(counts.values())
+                wanted[internal] = {
+                    "num_partitions": partitions,
+                    "replication_factor": topics.replication_factor,
+                }
+                stateful = f"the repartition topic {internal}"
+            else:
+                if len(set(counts.values())) > 1:
+                    raise FatalServiceError(
+                        f"input topics have different partition counts ({counts}); the state topic is "
+                        "co-partitioned with the input, so they must all have the same count "
+                        "(or set processing.repartition: true)"
+                    )
+                partitions = next(iter(counts.values()))
+                stateful = "the input"
             existing = partition_counts(admin, [topics.state]).get(topics.state)
             if existing is not None and existing != partitions:
                 raise FatalServiceError(
-                    f"state topic {topics.state} has {existing} partitions but the input has {partitions}; "
+                    f"state topic {topics.state} has {existing} partitions but {stateful} has {partitions}; "
                     "it must be co-partitioned: delete it (state restarts fresh) or name another topics.state"
                 )
             spec: dict[str, Any] = {
@@ -239,6 +272,7 @@ class DriftService:
                     topics.alerts: spec,
                     topics.dead_letter: spec,
                     topics.state: {**spec, "configs": STATE_TOPIC_CONFIG},
+                    **wanted,
                 },
             )
             if created:
@@ -285,6 +319,8 @@ class DriftService:
                     for partition, records in batch.items():
                         self._process(partition, records)
                     now = time.monotonic()
+                    if self.repartition_topic is not None:
+                        self._forward(now)
                     if now - last_commit >= interval:
                         self._checkpoint()
                         last_commit = now
@@ -302,7 +338,7 @@ class DriftService:
                 )
                 with self.lock:
                     assert self.listener is not None
-                    rejoin_group(self.consumer, self.config.topics.input, self.listener)
+                    rejoin_group(self.consumer, self.subscription, self.listener)
                     # Models were dropped by the rollback; the next assignment restores them.
                     self.owned.clear()
                     self.restoring.clear()
@@ -333,6 +369,10 @@ class DriftService:
                 # Fetched before the pause took effect: read these again once the partition is restored.
                 self.consumer.seek(partition, records[0].offset)
             return
+        if self._forwards(partition):
+            self.merge.add(partition, records)
+            return
+        from_repartition = partition.topic == self.repartition_topic
         topics = self.config.topics
         decode = self.decoder.decode
         process = self.monitor.process
@@ -366,10 +406,12 @@ class DriftService:
             if seen_up_to is not None and record.offset < seen_up_to and home == partition:
                 self.totals["already_applied"] += 1  # a re-read event its restored state already reflects
                 continue
+            origin = forwarded_source(record.headers or []) if from_repartition else None
+            if origin is None:
+                origin = (record.topic, record.partition, record.offset)
             source = RecordSource(
-                topic=record.topic, partition=record.partition, offset=record.offset,
-                timestamp_ms=record.timestamp,
-            )  # fmt: skip
+                topic=origin[0], partition=origin[1], offset=origin[2], timestamp_ms=record.timestamp
+            )
             alerts = process(event, source)
             if home == partition:  # offsets order events within one partition only
                 next_offset[model_id] = record.offset + 1
@@ -385,6 +427,40 @@ class DriftService:
         if end >= replay_end:
             self.pending[partition] = end
             self.replay_until.pop(partition, None)
+
+    def _forwards(self, partition: TopicPartition) -> bool:
+        """An input partition in repartition mode: it only forwards, keyed by model_id, and has no state."""
+        return self.repartition_topic is not None and partition.topic != self.repartition_topic
+
+    def _forward(self, now: float) -> None:
+        """Forward the input records the timestamp merge releases; pause partitions buffering too much."""
+        assert self.repartition_topic is not None
+        topic, dead_letter = self.repartition_topic, self.config.topics.dead_letter
+        consumer = self.consumer
+        for record in self.merge.drain(lambda tp: read_to_end(consumer, tp), now):
+            headers = list(record.headers or [])
+            try:
+                event = self.decoder.decode(record.key, record.value)
+            except BadRecord as error:
+                self.dead_letters[error.kind] += 1
+                out = dead_letter_record(
+                    dead_letter, error, key=record.key, value=record.value, headers=headers,
+                    source_topic=record.topic, partition=record.partition, offset=record.offset,
+                )  # fmt: skip
+            else:
+                out = forwarded_record(
+                    topic, event.model_id, value=record.value, headers=headers, timestamp_ms=record.timestamp,
+                    source_topic=record.topic, partition=record.partition, offset=record.offset,
+                )  # fmt: skip
+                self.totals["forwarded"] += 1
+            self._send(out)
+            self.pending[topic_partition(record.topic, record.partition)] = record.offset + 1
+        full = set(self.merge.full())
+        if full - self.merge_paused:
+            consumer.pause(*(full - self.merge_paused))
+        if self.merge_paused - full:
+            consumer.resume(*(self.merge_paused - full))
+        self.merge_paused = full
 
     def _claim(self, model_id: str, partition: TopicPartition) -> TopicPartition:
         """The model's home partition (where its state is snapshotted); warns when it arrives elsewhere."""
@@ -418,7 +494,7 @@ class DriftService:
         with translated_errors("sending a record"):
             future = self.producer.send(
                 record.topic, key=record.key, value=record.value, headers=record.headers,
-                partition=record.partition,
+                partition=record.partition, timestamp_ms=record.timestamp_ms,
             )  # fmt: skip
         if not self.exactly_once:
             self.sends.append(future)
@@ -512,10 +588,15 @@ class DriftService:
         with self.lock:
             partitions = self.restoring & set(self.consumer.assignment())
             self.restoring = set(partitions)
-        restored = self.state.restore({(tp.topic, tp.partition) for tp in partitions})
+        stateless = {tp for tp in partitions if self._forwards(tp)}
+        restored = self.state.restore({(tp.topic, tp.partition) for tp in partitions - stateless})
         with self.lock:
             models = 0
-            for tp in partitions:
+            for tp in stateless:
+                self.merge.drop(tp)
+                self.merge.assign([tp])
+                self._seek_committed(tp)
+            for tp in partitions - stateless:
                 self._drop_partition_models(tp)
                 replay_from = None
                 for model in restored[(tp.topic, tp.partition)]:
@@ -528,12 +609,8 @@ class DriftService:
                     # ever longer stretch of input at each restart.
                     replay_from = model.offset if replay_from is None else min(replay_from, model.offset)
                     models += 1
-                position = committed_position(self.consumer, tp)
+                position = self._seek_committed(tp)
                 if position is None:
-                    if self.config.processing.auto_offset_reset == "earliest":
-                        self.consumer.seek_to_beginning(tp)
-                    else:
-                        self.consumer.seek_to_end(tp)
                     continue
                 committed, watermark = position
                 if watermark is None:  # committed without a watermark: the oldest snapshot bounds it
@@ -542,8 +619,6 @@ class DriftService:
                     # Bring the models whose snapshots lag the committed offset up to date.
                     self.consumer.seek(tp, watermark)
                     self.replay_until[tp] = committed
-                else:
-                    self.consumer.seek(tp, committed)
             self.consumer.resume(*partitions)
             self.owned |= partitions
             self.restoring -= partitions
@@ -553,6 +628,17 @@ class DriftService:
                 restored_models=models,
                 rejected_snapshots=dict(self.state.rejected),
             )
+
+    def _seek_committed(self, tp: TopicPartition) -> tuple[int, int | None] | None:
+        """Seek to the committed offset (or per auto_offset_reset); returns what committed_position says."""
+        position = committed_position(self.consumer, tp)
+        if position is not None:
+            self.consumer.seek(tp, position[0])
+        elif self.config.processing.auto_offset_reset == "earliest":
+            self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek_to_end(tp)
+        return position
 
     def _rollback(self) -> None:
         """Forget everything since the last checkpoint: abort, drop every model, restore all partitions."""
@@ -578,6 +664,8 @@ class DriftService:
 
     def _drop_partition_models(self, tp: TopicPartition) -> None:
         self.replay_until.pop(tp, None)
+        self.merge.drop(tp)  # an input partition in repartition mode: its buffer is read again
+        self.merge_paused.discard(tp)
         for model_id in [m for m, home in self.model_partition.items() if home == tp]:
             del self.model_partition[model_id]
             self.next_offset.pop(model_id, None)
@@ -603,7 +691,11 @@ class DriftService:
             for tp in (self.owned | self.restoring) - assigned:
                 self._drop_partition_models(tp)
                 self.pending.pop(tp, None)
-            fresh = assigned - self.owned
+            # Input partitions of repartition mode always start over from their committed offset: what
+            # their merge buffer held is fetched again.
+            fresh = {tp for tp in assigned if tp not in self.owned or self._forwards(tp)}
+            for tp in fresh & self.owned:
+                self._drop_partition_models(tp)
             self.owned &= assigned
             self.restoring = set(fresh)
             if fresh:

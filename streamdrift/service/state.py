@@ -72,7 +72,7 @@ class StateStore:
         Raises `FatalServiceError` when reading makes no progress for `restore_timeout_s`.
         """
         wanted = {partition for _topic, partition in partitions}
-        latest = self._read_to_end(sorted(wanted))
+        latest = self._read_to_end(sorted(wanted)) if wanted else {}
         restored: dict[tuple[str, int], list[RestoredModel]] = {tp: [] for tp in partitions}
         for (_partition, model_key), value in latest.items():
             if value is None:

@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient
 
 from tests.conftest import KafkaClients, unique_name
 from tests.integration.conftest import Service
-from tests.integration.test_exactly_once import (
+from tests.integration.runs import (
     assert_alerts_equal_offline,
     committed_total,
     prepare_run,

@@ -6,234 +6,32 @@ state topic that is not co-partitioned or without a state key.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
-import random
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import orjson
 import pytest
-from kafka import TopicPartition
-from kafka.errors import KafkaError
 
-from streamdrift.config import StreamdriftConfig, parse_config
-from streamdrift.core.alert import RecordSource
-from streamdrift.core.detectors import RIVER_VERSION
-from streamdrift.core.event import EventDecoder
-from streamdrift.core.monitor import Monitor
-from streamdrift.core.snapshot import decode_snapshot
 from tests.conftest import KafkaClients, TopicFactory, unique_name
 from tests.integration.conftest import STREAMDRIFT, Service
-
-DEADLINE_S = 120.0
-# `make soak` raises these: more kills over more events.
-SOAK_KILLS = int(os.environ.get("STREAMDRIFT_SOAK_KILLS", "10"))
-SOAK_EVENTS = int(os.environ.get("STREAMDRIFT_SOAK_EVENTS", "100800"))
-
-
-def config_yaml(bootstrap: str, input_topic: str, tag: str, **processing: Any) -> str:
-    extra = "".join(f"\n  {key}: {value}" for key, value in processing.items())
-    return f"""
-kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
-topics:
-  input: ["{input_topic}"]
-  alerts: "{tag}-alerts"
-  dead_letter: "{tag}-dead-letter"
-  state: "{tag}-state"
-processing:
-  commit_interval_ms: 100
-  session_timeout_ms: 6000{extra}
-models:
-  - match: "ph-*"
-    features:
-      x: {{detector: {{type: page_hinkley, threshold: 20}}}}
-  - match: "ks-*"
-    features:
-      x: {{detector: {{type: kswin, alpha: 0.001, seed: 5}}}}
-logging: {{summary_interval_s: 1}}
-"""
-
-
-def stream(models: int, per_model: int, seed: int) -> list[tuple[str, bytes]]:
-    """Interleaved events of several models, each with two mean shifts and a missing-value burst."""
-    rng = np.random.default_rng(seed)
-    kinds = ("ad", "ph", "ks")
-    names = [f"{kinds[i % 3]}-{i}" for i in range(models)]
-    shifts = {name: sorted(rng.choice(np.arange(500, per_model - 500), 2, replace=False)) for name in names}
-    out = []
-    for i in range(per_model):
-        for name in names:
-            first, second = shifts[name]
-            level = 0.0 + (i >= first) * 1.5 - (i >= second) * 1.5
-            features: dict[str, Any] = {
-                "x": round(float(rng.normal(level, 1.0)), 4),
-                "y": round(float(rng.uniform()), 4),
-            }
-            if first <= i < first + 300 and rng.uniform() < 0.4:
-                features["y"] = None
-            event = {"model_id": name, "features": features, "score": round(float(rng.beta(2, 5)), 4)}
-            out.append((name, orjson.dumps(event)))
-    return out
-
-
-def read_all(clients: KafkaClients, topic: str) -> list[Any]:
-    consumer = clients.consumer(isolation_level="read_committed", enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-    if not partitions:
-        return []  # the topic does not exist (yet)
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    end = consumer.end_offsets(partitions)
-    records: list[Any] = []
-    deadline = time.monotonic() + 60
-    while any(consumer.position(tp) < end[tp] for tp in partitions):
-        assert time.monotonic() < deadline, f"could not read {topic} to its end"
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-    return records
-
-
-def offline(config: StreamdriftConfig, records: list[Any]) -> tuple[list[bytes], Monitor]:
-    """The uninterrupted run: the production core over the input records, partition by partition."""
-    decoder = EventDecoder(config.event_fields(), config.event_limits())
-    monitor = Monitor(config.policies(), config_version=config.config_version, limits=config.monitor_limits())
-    alerts = []
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        event = decoder.decode(record.key, record.value)
-        source = RecordSource(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp,
-        )
-        alerts.extend(alert.to_json() for alert in monitor.process(event, source))
-    return alerts, monitor
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One service deployment under test: its input topic, its own topic and group names, its config."""
-
-    topic: str
-    tag: str
-    config_path: Path
-    config: StreamdriftConfig
-
-    @property
-    def group(self) -> str:
-        return f"{self.tag}-group"
-
-
-def prepare_run(bootstrap: str, topic: str, tmp_path: Path, prefix: str, **processing: Any) -> Run:
-    tag = unique_name(prefix)
-    text = config_yaml(bootstrap, topic, tag, **processing)
-    config_path = tmp_path / "streamdrift.yaml"
-    config_path.write_text(text)
-    return Run(topic=topic, tag=tag, config_path=config_path, config=parse_config(text.encode()))
-
-
-def assert_alerts_equal_offline(clients: KafkaClients, run: Run, at_least: int) -> Monitor:
-    """The read_committed alerts topic equals the uninterrupted offline run: no duplicate, none missing."""
-    expected, monitor = offline(run.config, read_all(clients, run.topic))
-    alerts = [record.value for record in read_all(clients, f"{run.tag}-alerts")]
-    assert len(expected) >= at_least, "the stream must produce alerts for the test to mean anything"
-    assert len(alerts) == len(set(alerts)), "duplicate alerts"
-    assert sorted(alerts) == sorted(expected)
-    return monitor
-
-
-def kill_repeatedly(
-    service: Service, admin: Any, group: str, total: int, kills: int, pause: tuple[float, float]
-) -> None:
-    """`kill -9` the service `kills` times, each a random moment after it has made progress, restarting it.
-
-    Progress is a committed offset beyond the one before, or every one of the `total` events committed.
-    """
-    rng = random.Random(kills)
-    for kill in range(kills):
-        before = committed_total(admin, group)
-
-        def progressed(before: int = before) -> bool:
-            now = committed_total(admin, group)
-            return now > before or now == total
-
-        try:
-            wait_until(progressed, f"progress before kill {kill + 1}")
-        except AssertionError as error:
-            raise AssertionError(f"{error}; the service's last log lines:\n{service.log_tail()}") from None
-        time.sleep(rng.uniform(*pause))  # a random moment to crash at, not a synchronisation
-        service.kill()
-        service.start()
-
-
-def committed_total(admin: Any, group: str) -> int:
-    try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    except KafkaError:  # e.g. the group's coordinator is still loading on a fresh broker: not yet
-        return 0
-    return sum(meta.offset for meta in offsets.values() if meta.offset >= 0)
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)  # polling interval of a deadline-bounded wait
-
-
-def final_state(clients: KafkaClients, topic: str, key: str) -> dict[str, bytes]:
-    latest: dict[str, bytes] = {}
-    for record in read_all(clients, topic):
-        latest[record.key.decode()] = record.value
-    return {
-        model: pickle.dumps(decode_snapshot(value, key.encode(), RIVER_VERSION)[1])
-        for model, value in latest.items()
-    }
-
-
-def produce_paced(clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], seconds: float) -> None:
-    producer = clients.producer(linger_ms=5)
-    started = time.monotonic()
-    for i, (model, value) in enumerate(events):
-        producer.send(topic, key=model.encode(), value=value)
-        if i % 1000 == 999:
-            producer.flush()
-            ahead = (i + 1) / len(events) * seconds - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)  # pacing the input so that kills land mid-run
-    producer.flush()
-
-
-@contextlib.contextmanager
-def producing(
-    clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], seconds: float
-) -> Iterator[None]:
-    """Produce `events` over about `seconds` in the background; always waits for the producer at exit."""
-    failures: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            produce_paced(clients, topic, events, seconds)
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-    if failures:
-        raise failures[0]
+from tests.integration.runs import (
+    SOAK_EVENTS,
+    SOAK_KILLS,
+    assert_alerts_equal_offline,
+    committed_total,
+    config_yaml,
+    final_state,
+    kill_repeatedly,
+    prepare_run,
+    producing,
+    read_all,
+    stream,
+    wait_until,
+)
 
 
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
@@ -250,7 +48,9 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     service = services(run.config_path, "eos-1")
     with producing(kafka_clients, run.topic, events, seconds=2.5 * SOAK_KILLS):
         service.start()
-        kill_repeatedly(service, kafka_admin, run.group, len(events), SOAK_KILLS, pause=(0.2, 1.5))
+        kill_repeatedly(
+            service, lambda: committed_total(kafka_admin, run.group), len(events), SOAK_KILLS, (0.2, 1.5)
+        )
     wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "the service to catch up")
     assert service.stop() == 0
 
@@ -370,7 +170,7 @@ def test_two_instances_one_killed_and_restarted_repeatedly(
     with producing(kafka_clients, run.topic, events, seconds=20.0):
         steady.start()
         flaky.start()
-        kill_repeatedly(flaky, kafka_admin, run.group, len(events), 5, pause=(0.5, 2.0))
+        kill_repeatedly(flaky, lambda: committed_total(kafka_admin, run.group), len(events), 5, (0.5, 2.0))
     wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "both to catch up")
     assert steady.stop() == 0
     assert flaky.stop() == 0
