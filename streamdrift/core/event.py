@@ -62,9 +62,10 @@ class EventFields:
     label: str = "label"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class InferenceEvent:
-    """One prediction of one model, as the core sees it."""
+    """One prediction of one model, as the core sees it. Treat as immutable (not frozen: one is built per
+    record, and a frozen dataclass's constructor costs twice as much)."""
 
     model_id: str
     model_version: str | None = None
@@ -107,12 +108,18 @@ class EventDecoder:
             raise BadRecord(
                 TOO_LARGE, f"the value is {len(value)} bytes, over the limit of {limits.max_record_bytes}"
             )
-        doc = _parse(value, limits.max_json_depth)
+        brackets = value.count(b"{") + value.count(b"[")
+        if brackets > limits.max_json_depth and _depth(value) > limits.max_json_depth:
+            raise BadRecord(TOO_DEEP, f"JSON nesting deeper than {limits.max_json_depth}")
+        doc = _parse(value)
         if self._all_flat:
-            fields = tuple(map(doc.get, self._keys))
+            model_id, model_version, event_id, timestamp, features, prediction, score, label = map(
+                doc.get, self._keys
+            )
         else:
-            fields = tuple(self._get(doc, name) for name in _FIELD_ORDER)
-        model_id, model_version, event_id, timestamp, features, prediction, score, label = fields
+            model_id, model_version, event_id, timestamp, features, prediction, score, label = (
+                self._get(doc, name) for name in _FIELD_ORDER
+            )
         if model_id is None:
             if not key:
                 raise BadRecord(MISSING_MODEL_ID, "no model_id in the value and no record key")
@@ -120,34 +127,31 @@ class EventDecoder:
                 model_id = key.decode()
             except UnicodeDecodeError:
                 raise BadRecord(BAD_MODEL_ID, "no model_id in the value and the key is not UTF-8") from None
-        if not isinstance(model_id, str) or not model_id:
+        if type(model_id) is not str or not model_id:
             raise BadRecord(BAD_MODEL_ID, f"model_id must be a non-empty string, got {_describe(model_id)}")
         if len(model_id) > limits.max_model_id_length:
             raise BadRecord(BAD_MODEL_ID, f"model_id is longer than {limits.max_model_id_length} characters")
         if features is None:
             features = {}
-        elif not isinstance(features, dict):
+        elif type(features) is not dict:
             raise BadRecord(BAD_FEATURES, f"features must be an object, got {_describe(features)}")
         elif len(features) > limits.max_features:
             raise BadRecord(
                 TOO_MANY_FEATURES, f"{len(features)} features, over the limit of {limits.max_features}"
             )
-        else:
-            for name, feature in features.items():
-                if isinstance(feature, dict | list):
-                    raise BadRecord(
-                        BAD_FEATURES,
-                        f"feature {name!r} must be a number, bool, string or null, got {_describe(feature)}",
-                    )
+        # Every JSON object or array opens with a bracket (brackets inside strings only overcount): with no
+        # bracket beyond the document's and the features', no feature or field can be one.
+        if brackets > 1 + bool(features) or not self._all_flat:
+            _check_scalars(features, prediction, score, label)
         return InferenceEvent(
             model_id=model_id,
             model_version=None if model_version is None else _optional_str(model_version, "model_version"),
             event_id=None if event_id is None else _optional_str(event_id, "event_id"),
             timestamp_ms=None if timestamp is None else parse_timestamp_ms(timestamp),
             features=features,
-            prediction=_scalar(prediction, "prediction"),
-            score=_scalar(score, "score"),
-            label=_scalar(label, "label"),
+            prediction=prediction,
+            score=score,
+            label=label,
         )
 
     def _get(self, doc: dict[str, Any], name: str) -> Any:
@@ -161,30 +165,28 @@ class EventDecoder:
             node = node.get(part)
         return node
 
-    def _scalar(self, doc: dict[str, Any], name: str) -> Scalar:
-        value = self._get(doc, name)
-        if isinstance(value, dict | list):
-            raise BadRecord(
-                BAD_FIELD, f"{name} must be a number, bool, string or null, got {_describe(value)}"
-            )
-        return value  # type: ignore[no-any-return]
-
 
 _FIELD_ORDER: Final = (
     "model_id", "model_version", "event_id", "timestamp", "features", "prediction", "score", "label",
 )  # fmt: skip
 
 
-def _scalar(value: Any, name: str) -> Scalar:
-    if isinstance(value, dict | list):
-        raise BadRecord(BAD_FIELD, f"{name} must be a number, bool, string or null, got {_describe(value)}")
-    return value  # type: ignore[no-any-return]
+def _check_scalars(features: dict[str, Any], prediction: Any, score: Any, label: Any) -> None:
+    """Features, prediction, score and label must be scalars (a number, bool, string or null)."""
+    for name, feature in features.items():
+        if isinstance(feature, (dict, list)):
+            raise BadRecord(
+                BAD_FEATURES,
+                f"feature {name!r} must be a number, bool, string or null, got {_describe(feature)}",
+            )
+    for name, value in (("prediction", prediction), ("score", score), ("label", label)):
+        if isinstance(value, (dict, list)):
+            raise BadRecord(
+                BAD_FIELD, f"{name} must be a number, bool, string or null, got {_describe(value)}"
+            )
 
 
-def _parse(value: bytes, max_depth: int) -> dict[str, Any]:
-    # Counting brackets is a cheap upper bound on depth; only a record that could be too deep is walked.
-    if value.count(b"{") + value.count(b"[") > max_depth and _depth(value) > max_depth:
-        raise BadRecord(TOO_DEEP, f"JSON nesting deeper than {max_depth}")
+def _parse(value: bytes) -> dict[str, Any]:
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
