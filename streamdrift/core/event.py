@@ -62,10 +62,9 @@ class EventFields:
     label: str = "label"
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InferenceEvent:
-    """One prediction of one model, as the core sees it. Treat as immutable (not frozen: one is built per
-    record, and a frozen dataclass's constructor costs twice as much)."""
+    """One prediction of one model, as the core sees it."""
 
     model_id: str
     model_version: str | None = None
