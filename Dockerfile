@@ -24,5 +24,8 @@ COPY configs/ ./configs/
 
 USER streamdrift
 
+# /metrics, /healthz and /readyz (configs/docker.yaml listens on 0.0.0.0:9308).
+EXPOSE 9308
+
 # No ENTRYPOINT: `docker run <image> streamdrift demo produce ...` replaces the command as a whole.
 CMD ["streamdrift", "run", "--config", "/app/configs/docker.yaml"]

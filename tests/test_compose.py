@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from streamdrift.config import parse_config
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -324,3 +326,20 @@ def test_docker_config_reads_the_bootstrap_servers_from_the_environment(
     assert match["name"] == "KAFKA_BOOTSTRAP_SERVERS"
     assert docker_config["topics"]["input"] == ["inference-events"]
     assert docker_config["processing"]["guarantee"] == "exactly_once"
+
+
+def test_docker_config_serves_the_endpoints_on_every_interface_at_the_published_port(
+    docker_config: dict[str, Any], services: dict[str, dict[str, Any]], dockerfile: list[tuple[str, str]]
+) -> None:
+    """Inside a container 127.0.0.1 is unreachable from outside: the container config listens on 0.0.0.0,
+    at the port compose publishes, the image exposes and the healthcheck probes."""
+    http = parse_config(
+        (ROOT / "configs" / "docker.yaml").read_bytes(),
+        env={"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "STREAMDRIFT_STATE_KEY": "k" * 16},
+    ).http
+    assert (http.host, http.enabled) == ("0.0.0.0", True)
+    service = services["streamdrift"]
+    assert f"{http.port}:{http.port}" in service.get("ports", [])
+    assert str(http.port) in {arguments.strip() for keyword, arguments in dockerfile if keyword == "EXPOSE"}
+    probe = " ".join(service["healthcheck"]["test"])
+    assert f"127.0.0.1:{http.port}/healthz" in probe

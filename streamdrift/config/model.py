@@ -201,6 +201,20 @@ class ModelSettings(Strict):
         )
 
 
+class HttpSettings(Strict):
+    """The HTTP endpoints: /metrics (Prometheus), /healthz (the loop is alive), /readyz (ready to work)."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
+    port: int = Field(9308, ge=0, le=65535, description="0: any free port (the log says which)")
+    max_model_labels: int = Field(
+        100,
+        ge=1,
+        description="alert metrics carry a model_id label for this many models; later ones share "
+        '"_other", so a deployment with thousands of models cannot flood Prometheus',
+    )
+
+
 class LoggingSettings(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -216,6 +230,7 @@ class StreamdriftConfig(Strict):
     fields: FieldSettings = FieldSettings()
     defaults: DefaultSettings = DefaultSettings()
     models: list[ModelSettings] = Field(default_factory=list)
+    http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
     # Set by the loader from the file's bytes, so alerts name the config that produced them.
     config_version: SkipJsonSchema[str] = Field("unversioned", exclude=True)

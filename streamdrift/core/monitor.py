@@ -69,7 +69,7 @@ class SignalTrack:
 class ModelMonitor:
     """Everything streamdrift holds for one model."""
 
-    __slots__ = ("classes", "features", "model_id", "plan", "tracks")
+    __slots__ = ("classes", "detectors", "features", "model_id", "plan", "tracks")
 
     def __init__(self, model_id: str, plan: ModelPlan) -> None:
         self.model_id = model_id
@@ -78,9 +78,13 @@ class ModelMonitor:
         self.features: dict[str, tuple[SignalTrack | None, SignalTrack | None]] = {}
         self.classes: dict[str, SignalTrack | None] = {}
         self.tracks: dict[str, SignalTrack | None] = {}
+        self.detectors = 0  # tracks made: read by the metrics thread without walking the dicts above
 
     def track(self, name: str, policy: SignalPolicy) -> SignalTrack | None:
-        return SignalTrack(name, policy, self.model_id) if policy.enabled else None
+        if not policy.enabled:
+            return None
+        self.detectors += 1
+        return SignalTrack(name, policy, self.model_id)
 
 
 class Monitor:
@@ -164,6 +168,10 @@ class Monitor:
         for kind, saved in state["tracks"]:
             model.tracks[kind] = rebuilt(kind, plan.signal(kind), saved)
         return fresh
+
+    def detector_count(self) -> int:
+        """Detectors held across all models (safe to call from another thread)."""
+        return sum(model.detectors for model in list(self.models.values()))
 
     def drop_model(self, model_id: str) -> None:
         self.models.pop(model_id, None)

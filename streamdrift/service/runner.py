@@ -68,6 +68,8 @@ from streamdrift.kafka.clients import (
     topic_partition,
     translated_errors,
 )
+from streamdrift.service.endpoints import Endpoints
+from streamdrift.service.metrics import AlertCounts, ServiceMetrics
 from streamdrift.service.records import (
     OutRecord,
     alert_record,
@@ -91,6 +93,7 @@ RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 HEARTBEAT_SILENCE_S = 10.0  # no heartbeat answered for this long (3 s interval): the broker is away
 REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused for longer than this: give up (exit non-zero)
 SCATTER_WARNINGS = 20  # models logged by name when input is not keyed by model_id; all are counted
+LOOP_BLOCKED_S = 5.0  # the loop stuck in one call this long (a broker outage, a stall): not ready
 
 # kafka-python's TopicPartition: a (topic, partition) named tuple. Only the adapter package imports kafka.
 TopicPartition = Any
@@ -151,11 +154,42 @@ class DriftService:
         self.broker_answering = True
         self.was_ready = False
         self.readiness_checked_at = 0.0
+        # Published for the HTTP thread (see endpoints.py): plain counters and a heartbeat.
+        self.loop_alive_at = time.monotonic()
+        self.events_by_topic: Counter[str] = Counter()
+        self.bytes_by_topic: Counter[str] = Counter()
+        self.alert_counts = AlertCounts(config.http.max_model_labels)
+        self.positions: dict[TopicPartition, int] = {}  # next offset to read, per partition
+        self.lag: dict[tuple[str, int], int] = {}
+        self.metrics = ServiceMetrics(self)
+        # The loop may legitimately sit in one call this long: a bounded transactional call, a restore.
+        self.unhealthy_after_s = max(self.call_timeout_s, config.processing.restore_timeout_s) + 30
+        self.endpoints: Endpoints | None = None
 
     @property
     def ready(self) -> bool:
         """Partitions assigned, every one of them restored, and the group coordinator answering."""
         return bool(self.owned) and not self.restoring and self.broker_answering
+
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: ready, or why not (callable from any thread)."""
+        if self.restoring:
+            return False, f"restoring the state of {len(self.restoring)} partitions"
+        blocked = time.monotonic() - self.loop_alive_at
+        if blocked > LOOP_BLOCKED_S:
+            return False, f"the processing loop has been waiting on the broker for {blocked:.0f} s"
+        if not self.broker_answering:
+            return False, "the broker is not answering"
+        if not self.owned:
+            return False, "no partitions assigned"
+        return True, "ok"
+
+    def liveness(self) -> tuple[bool, str]:
+        """/healthz: the processing loop keeps turning (callable from any thread)."""
+        silent = time.monotonic() - self.loop_alive_at
+        if silent > self.unhealthy_after_s:
+            return False, f"the processing loop has not turned for {silent:.0f} s"
+        return True, "ok"
 
     def _check_readiness(self, now: float) -> None:
         """Log when readiness changes; the broker counts as away when heartbeats stop being answered."""
@@ -175,6 +209,32 @@ class DriftService:
 
     def run(self) -> None:
         """Run until `stop` is set; returns after the final checkpoint. Raises on fatal errors."""
+        self._start_endpoints()
+        try:
+            self._run()
+        finally:
+            if self.endpoints is not None:
+                self.endpoints.close()
+
+    def _start_endpoints(self) -> None:
+        settings = self.config.http
+        if not settings.enabled:
+            return
+        try:
+            self.endpoints = Endpoints(
+                settings.host, settings.port, registry=self.metrics.registry,
+                healthy=self.liveness, ready=self.readiness,
+            )  # fmt: skip
+        except OSError as exc:
+            raise FatalServiceError(
+                f"cannot serve HTTP on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+                "set http.port to a free port (0: any) or http.enabled: false"
+            ) from exc
+        self.endpoints.start()
+        host, port = self.endpoints.address
+        self.log.info("http listening", host=host, port=port, paths=["/metrics", "/healthz", "/readyz"])
+
+    def _run(self) -> None:
         config = self.config
         self._create_topics()
         self._start_producer()
@@ -291,6 +351,7 @@ class DriftService:
                 return counts
             if self.stop.is_set():
                 raise FatalServiceError(f"stopped while waiting for input topics {missing}")
+            self.loop_alive_at = time.monotonic()  # waiting for topics is alive, not stuck
             if time.monotonic() - last_log > 30:
                 self.log.warning("waiting for input topics to exist", missing=missing)
                 last_log = time.monotonic()
@@ -309,6 +370,7 @@ class DriftService:
         events_at_summary = 0
         failures = 0
         while not self.stop.is_set():
+            self.loop_alive_at = time.monotonic()
             try:
                 if self.producer is None:
                     self._start_producer()
@@ -323,25 +385,12 @@ class DriftService:
                         self._forward(now)
                     if now - last_commit >= interval:
                         self._checkpoint()
+                        self._measure_lag()
                         last_commit = now
                 failures = 0
                 self._check_readiness(now)
             except CheckpointRefused as exc:
-                # The group moved on without us (an eviction after a stall, a rebalance we missed): the
-                # interval was rolled back; join again and redo it from the last checkpoint.
-                if time.monotonic() - self.last_checkpoint_ok > REFUSED_FOR_AT_MOST_S:
-                    raise FatalServiceError(
-                        f"checkpoints refused for {REFUSED_FOR_AT_MOST_S:.0f} s: {exc}"
-                    ) from exc
-                self.log.warning(
-                    "checkpoint refused; rejoining the group and redoing the interval", error=str(exc)
-                )
-                with self.lock:
-                    assert self.listener is not None
-                    rejoin_group(self.consumer, self.subscription, self.listener)
-                    # Models were dropped by the rollback; the next assignment restores them.
-                    self.owned.clear()
-                    self.restoring.clear()
+                self._rejoin(exc)
                 self.stop.wait(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)])
                 failures += 1
                 now = time.monotonic()
@@ -349,6 +398,7 @@ class DriftService:
                 # The broker is away: undo the open interval and retry; processing resumes from the last
                 # checkpoint once it answers again.
                 self.log.warning("broker unavailable; rolling back to the last checkpoint", error=str(exc))
+                self.totals["checkpoint_failures"] += 1
                 with self.lock:
                     self._rollback()
                 self.stop.wait(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)])
@@ -356,10 +406,27 @@ class DriftService:
                 now = time.monotonic()
                 self._check_readiness(now)
             if now - last_summary >= summary_every:
-                rate = (self.totals["events"] - events_at_summary) / (now - last_summary)
-                self.log.info("summary", events_per_s=round(rate, 1), **self._summary_fields())
+                self._log_summary(now - last_summary, self.totals["events"] - events_at_summary)
                 events_at_summary = self.totals["events"]
                 last_summary = now
+
+    def _rejoin(self, refused: CheckpointRefused) -> None:
+        """The group moved on without us (an eviction after a stall, a rebalance we missed): the interval
+        was rolled back; join again and redo it from the last checkpoint."""
+        if time.monotonic() - self.last_checkpoint_ok > REFUSED_FOR_AT_MOST_S:
+            raise FatalServiceError(
+                f"checkpoints refused for {REFUSED_FOR_AT_MOST_S:.0f} s: {refused}"
+            ) from refused
+        self.totals["checkpoint_failures"] += 1
+        self.log.warning(
+            "checkpoint refused; rejoining the group and redoing the interval", error=str(refused)
+        )
+        with self.lock:
+            assert self.listener is not None
+            rejoin_group(self.consumer, self.subscription, self.listener)
+            # Models were dropped by the rollback; the next assignment restores them.
+            self.owned.clear()
+            self.restoring.clear()
 
     # ---- processing ------------------------------------------------------------------------------
 
@@ -369,6 +436,7 @@ class DriftService:
                 # Fetched before the pause took effect: read these again once the partition is restored.
                 self.consumer.seek(partition, records[0].offset)
             return
+        self._count_consumed(partition, records)
         if self._forwards(partition):
             self.merge.add(partition, records)
             return
@@ -421,12 +489,23 @@ class DriftService:
                 continue
             for alert in alerts:
                 self.totals[f"alerts_{alert.level}"] += 1
+                self.alert_counts.add(alert.model_id, alert.signal, alert.detector_type, alert.level)
                 self._send(alert_record(topics.alerts, alert))
         self.totals["events"] += len(records)
         end = records[-1].offset + 1
         if end >= replay_end:
             self.pending[partition] = end
             self.replay_until.pop(partition, None)
+
+    def _count_consumed(self, partition: TopicPartition, records: list[Any]) -> None:
+        """Per fetched batch (never per record): the metrics of what was read."""
+        topic = partition.topic
+        self.events_by_topic[topic] += len(records)
+        self.bytes_by_topic[topic] += sum(record.serialized_value_size for record in records)
+        newest = records[-1]
+        self.positions[partition] = newest.offset + 1
+        if newest.timestamp >= 0:
+            self.metrics.record_age_seconds.observe(max(0.0, time.time() - newest.timestamp / 1000))
 
     def _forwards(self, partition: TopicPartition) -> bool:
         """An input partition in repartition mode: it only forwards, keyed by model_id, and has no state."""
@@ -542,7 +621,17 @@ class DriftService:
         self.last_checkpoint_ok = time.monotonic()
         self.pending.clear()
         self.totals["checkpoints"] += 1
-        self.totals["checkpoint_ms"] += round((time.monotonic() - started) * 1000)
+        self.totals["checkpoint_ms"] += round((self.last_checkpoint_ok - started) * 1000)
+        self.metrics.checkpoint_seconds.observe(self.last_checkpoint_ok - started)
+
+    def _measure_lag(self) -> None:
+        """Per owned partition: records between what was read and the last known high watermark."""
+        lag: dict[tuple[str, int], int] = {}
+        for tp in self.owned:
+            highwater, position = self.consumer.highwater(tp), self.positions.get(tp)
+            if highwater is not None and position is not None:
+                lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+        self.lag = lag
 
     def _replay_watermarks(self) -> dict[TopicPartition, int]:
         """Per partition, the oldest event a model holds outside its snapshot: a restore reads from there."""
@@ -664,6 +753,7 @@ class DriftService:
 
     def _drop_partition_models(self, tp: TopicPartition) -> None:
         self.replay_until.pop(tp, None)
+        self.positions.pop(tp, None)
         self.merge.drop(tp)  # an input partition in repartition mode: its buffer is read again
         self.merge_paused.discard(tp)
         for model_id in [m for m, home in self.model_partition.items() if home == tp]:
@@ -711,6 +801,9 @@ class DriftService:
             self.restoring -= lost
             for tp in lost:
                 self.pending.pop(tp, None)
+
+    def _log_summary(self, seconds: float, events: int) -> None:
+        self.log.info("summary", events_per_s=round(events / seconds, 1), **self._summary_fields())
 
     def _summary_fields(self) -> dict[str, Any]:
         monitor = self.monitor

@@ -50,6 +50,9 @@ class StateStore:
         self.key = key
         self.restore_timeout_s = config.processing.restore_timeout_s
         self.rejected: Counter[str] = Counter()
+        # Restore progress, for the metrics: state records read, and the size of the latest restore.
+        self.restored_records = 0
+        self.records_to_restore = 0
         self.log = structlog.get_logger("streamdrift.state")
 
     def snapshot_record(
@@ -108,6 +111,7 @@ class StateStore:
                 consumer.seek_to_beginning(*tps)
                 end = consumer.end_offsets(tps)  # read_committed: the last stable offset
             total = sum(end.values())
+            self.records_to_restore = total
             self.log.info("restoring state", partitions=partitions, records_to_read=total)
             started = last_progress = last_log = time.monotonic()
             done = 0
@@ -126,6 +130,7 @@ class StateStore:
                         if record.key is not None:
                             latest[(record.partition, record.key)] = record.value
                     done += len(records)
+                    self.restored_records += len(records)
                 if now - last_progress > self.restore_timeout_s:
                     raise FatalServiceError(
                         f"state restore made no progress for {self.restore_timeout_s:.0f} s "

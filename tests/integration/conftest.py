@@ -7,6 +7,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,16 @@ class Service:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
+
+    def http_get(self, path: str) -> tuple[int, bytes]:
+        """GET one of the service's endpoints (its config has `http.port: 0`; the log says which port)."""
+        ports = [e["port"] for e in self.log_events() if e.get("event") == "http listening"]
+        assert ports, "the service has not logged `http listening`"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}{path}", timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the service's output, for a failing test's message."""

@@ -40,6 +40,7 @@ def test_broker_down_for_60_s_mid_run_loses_and_duplicates_nothing(
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
         admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
         run = prepare_run(broker.bootstrap, topic, tmp_path, "outage")
+        run.config_path.write_text(run.config_path.read_text() + "http: {port: 0}\n")
         service = services(run.config_path, "outage-1")
         service.start()
         clients = KafkaClients(broker.bootstrap)
@@ -47,14 +48,22 @@ def test_broker_down_for_60_s_mid_run_loses_and_duplicates_nothing(
             wait_until(lambda: committed_total(admin, run.group) > 10_000, "progress before the outage")
         clients.close()
         admin.close()
+        wait_until(lambda: service.http_get("/readyz")[0] == 200, "/readyz to report ready")
         broker.down()  # mid-run: the service has work in hand and a transaction open
-        time.sleep(OUTAGE_S)  # the outage itself
+        down_since = time.monotonic()
+        readiness = []
+        while time.monotonic() - down_since < OUTAGE_S:  # the outage itself
+            readiness.append(service.http_get("/readyz")[0])
+            assert service.http_get("/healthz")[0] == 200
+            time.sleep(0.5)  # probing interval
         assert service.process is not None and service.process.poll() is None, "the service exited"
+        assert 503 in readiness, "/readyz never reported the outage"
         broker.up()
 
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
         try:
             wait_until(lambda: committed_total(admin, run.group) == len(events), "the service to catch up")
+            wait_until(lambda: service.http_get("/readyz")[0] == 200, "/readyz to report ready again")
         finally:
             admin.close()
         assert service.stop() == 0

@@ -1,0 +1,154 @@
+"""Prometheus metrics of one service, read from the counters the processing loop keeps anyway.
+
+The loop never touches a Prometheus object per event: at scrape time `ServiceCollector` turns the loop's
+plain counters into metric families (a dict copy is atomic under the GIL, so a scrape sees a consistent
+snapshot of each counter without locking the loop). Only the two histograms are observed by the loop,
+once per checkpoint and once per fetched batch.
+
+Label cardinality is bounded: topics, partitions, error kinds and skip reasons are few; alerts carry a
+model_id label for the first `http.max_model_labels` models that alert, later ones share "_other".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from streamdrift.service.runner import DriftService
+
+OTHER_MODELS = "_other"
+AlertKey = tuple[str, str, str, str]  # model label, signal, detector type, level
+
+
+class AlertCounts:
+    """Alerts sent, by model (capped), signal, detector and level."""
+
+    def __init__(self, max_model_labels: int) -> None:
+        self.max_model_labels = max_model_labels
+        self.labelled_models: set[str] = set()
+        self.counts: Counter[AlertKey] = Counter()
+
+    def add(self, model_id: str, signal: str, detector: str, level: str) -> None:
+        if model_id not in self.labelled_models:
+            if len(self.labelled_models) >= self.max_model_labels:
+                model_id = OTHER_MODELS
+            else:
+                self.labelled_models.add(model_id)
+        self.counts[(model_id, signal, detector, level)] += 1
+
+
+class ServiceMetrics:
+    """The registry served on /metrics, with the loop's two histograms."""
+
+    def __init__(self, service: DriftService) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.checkpoint_seconds = Histogram(
+            "streamdrift_checkpoint_seconds",
+            "Time to make an interval durable (transaction commit, or flush and offset commit)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.record_age_seconds = Histogram(
+            "streamdrift_processing_latency_seconds",
+            "Age of the newest record of each fetched batch when it is processed (now minus record time)",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.registry.register(ServiceCollector(service))
+
+
+class ServiceCollector(Collector):
+    def __init__(self, service: DriftService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.service
+        totals = dict(service.totals)
+        monitor = service.monitor
+
+        def counter(name: str, doc: str, label: str, values: dict[str, int]) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, doc, labels=[label])
+            for value, count in sorted(values.items()):
+                family.add_metric([value], count)
+            return family
+
+        def total(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, value=value)
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, value=value)
+
+        yield counter(
+            "streamdrift_events", "Records consumed from input topics (and the repartition topic)", "topic",
+            dict(service.events_by_topic),
+        )  # fmt: skip
+        yield counter(
+            "streamdrift_bytes", "Record value bytes consumed", "topic", dict(service.bytes_by_topic)
+        )
+        yield counter(
+            "streamdrift_dead_letters", "Records sent to the dead-letter topic, by error kind", "kind",
+            dict(service.dead_letters),
+        )  # fmt: skip
+        yield counter(
+            "streamdrift_skipped_values", "Values not fed to a detector, by reason", "reason",
+            dict(monitor.skipped),
+        )  # fmt: skip
+        yield counter(
+            "streamdrift_suppressed_alerts", "Detections not published, by reason (cooldown, mute)", "reason",
+            dict(monitor.suppressed),
+        )  # fmt: skip
+        alerts = CounterMetricFamily(
+            "streamdrift_alerts",
+            "Alerts published, by model (the first http.max_model_labels models; others: _other), "
+            "signal, detector and level",
+            labels=["model_id", "signal", "detector", "level"],
+        )
+        for key, count in sorted(dict(service.alert_counts.counts).items()):
+            alerts.add_metric(list(key), count)
+        yield alerts
+        yield counter(
+            "streamdrift_rejected_snapshots", "State snapshots rejected on restore, by reason", "reason",
+            dict(service.state.rejected),
+        )  # fmt: skip
+        yield total("streamdrift_snapshots", "Model snapshots written", totals.get("snapshots", 0))
+        yield total(
+            "streamdrift_snapshot_bytes", "Bytes of model snapshots written", totals.get("snapshot_bytes", 0)
+        )
+        yield total(
+            "streamdrift_checkpoint_failures", "Checkpoints that failed", totals.get("checkpoint_failures", 0)
+        )
+        yield total(
+            "streamdrift_transactions_aborted", "Transactions aborted", totals.get("transactions_aborted", 0)
+        )
+        yield total("streamdrift_replayed_events", "Events re-read to bring restored detectors up to date",
+                    totals.get("replayed", 0))  # fmt: skip
+        yield total("streamdrift_forwarded_events", "Events forwarded to the repartition topic",
+                    totals.get("forwarded", 0))  # fmt: skip
+        yield total(
+            "streamdrift_restored_state_records", "State records read while restoring",
+            service.state.restored_records,
+        )  # fmt: skip
+        yield gauge(
+            "streamdrift_restore_size_records",
+            "State records the latest restore had to read", service.state.records_to_restore,
+        )  # fmt: skip
+        yield gauge("streamdrift_models", "Models held", len(monitor.models))
+        yield gauge("streamdrift_detectors", "Detectors held", monitor.detector_count())
+        yield gauge("streamdrift_assigned_partitions", "Partitions assigned and restored", len(service.owned))
+        yield gauge("streamdrift_restoring_partitions", "Partitions being restored", len(service.restoring))
+        yield gauge("streamdrift_ready", "1 when ready (see /readyz)", float(service.readiness()[0]))
+        lag = GaugeMetricFamily(
+            "streamdrift_consumer_lag",
+            "Records behind the partition's high watermark at the last checkpoint (transaction markers "
+            "count as records)",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), behind in sorted(dict(service.lag).items()):
+            lag.add_metric([topic, str(partition)], behind)
+        yield lag
