@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="run the detection service (a consumer group member)")
-    run.add_argument("--config", required=True, help="YAML config file")
+    run.add_argument("--config", required=True, help="YAML config file (reloaded on SIGHUP)")
+    run.add_argument("--watch", action="store_true", help="also reload the config file whenever it changes")
     run.set_defaults(handler=_run)
 
     config = commands.add_parser("config", help="validate a config file, or print its JSON Schema")
@@ -94,14 +95,17 @@ def _run(args: argparse.Namespace) -> int:
     from streamdrift.config import load_config
     from streamdrift.kafka.clients import KafkaClients
     from streamdrift.service.logs import configure_logging
+    from streamdrift.service.reload import ReloadTrigger
     from streamdrift.service.runner import DriftService
     from streamdrift.service.shutdown import install_stop_handlers
 
     stop = threading.Event()
     install_stop_handlers(stop)  # first: a SIGTERM during startup still means "stop cleanly"
+    reload = ReloadTrigger(args.config, watch=args.watch)
+    reload.install_signal_handler()  # a SIGHUP during startup is kept for the loop, not fatal
     config = load_config(args.config)
     configure_logging(config.logging.level, config.logging.format)
-    DriftService(config, KafkaClients(config.kafka), stop=stop).run()
+    DriftService(config, KafkaClients(config.kafka), stop=stop, reload=reload).run()
     return EXIT_OK
 
 

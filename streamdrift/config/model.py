@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from streamdrift.core.detectors import DETECTOR_KINDS, DetectorSpec, check_params
 from streamdrift.core.event import EventFields, EventLimits
 from streamdrift.core.monitor import MonitorLimits
-from streamdrift.core.plan import SIGNAL_KINDS, ModelRule, Policies, PolicyOverride, SignalKind, SignalPolicy
+from streamdrift.core.plan import (
+    SIGNAL_KINDS,
+    ModelRule,
+    Mute,
+    Policies,
+    PolicyOverride,
+    SignalKind,
+    SignalPolicy,
+)
 
 DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
 assert set(DetectorType.__args__) == set(DETECTOR_KINDS)  # type: ignore[attr-defined]
@@ -155,21 +163,29 @@ class SignalSettings(Strict):
     cooldown: int = Field(
         0, ge=0, description="values after a drift alert during which the signal stays quiet"
     )
+    cooldown_s: float = Field(
+        0, ge=0, description="seconds of record time after a drift alert during which the signal stays quiet"
+    )
 
     def policy(self) -> SignalPolicy:
-        return SignalPolicy(enabled=self.enabled, detector=self.detector.spec(), cooldown=self.cooldown)
+        return SignalPolicy(
+            enabled=self.enabled, detector=self.detector.spec(), cooldown=self.cooldown,
+            cooldown_s=self.cooldown_s,
+        )  # fmt: skip
 
 
 class SignalOverride(Strict):
     enabled: bool | None = None
     detector: DetectorSettings | None = None
     cooldown: int | None = Field(None, ge=0)
+    cooldown_s: float | None = Field(None, ge=0)
 
     def override(self) -> PolicyOverride:
         return PolicyOverride(
             enabled=self.enabled,
             detector=self.detector.spec() if self.detector else None,
             cooldown=self.cooldown,
+            cooldown_s=self.cooldown_s,
         )
 
 
@@ -201,6 +217,20 @@ class ModelSettings(Strict):
         )
 
 
+class MuteSettings(Strict):
+    """A maintenance window: detections of matching models and signals are counted, not published."""
+
+    model: str = Field("*", description="glob on model_id")
+    signal: str = Field("*", description="glob on the signal name, e.g. 'feature:*' or 'score'")
+    until: AwareDatetime | None = Field(
+        None, description="RFC 3339 time with a zone; compared with the record time. Absent: no end"
+    )
+
+    def mute(self) -> Mute:
+        until_ms = None if self.until is None else round(self.until.timestamp() * 1000)
+        return Mute(model=self.model, signal=self.signal, until_ms=until_ms)
+
+
 class HttpSettings(Strict):
     """The HTTP endpoints: /metrics (Prometheus), /healthz (the loop is alive), /readyz (ready to work)."""
 
@@ -230,6 +260,7 @@ class StreamdriftConfig(Strict):
     fields: FieldSettings = FieldSettings()
     defaults: DefaultSettings = DefaultSettings()
     models: list[ModelSettings] = Field(default_factory=list)
+    mute: list[MuteSettings] = Field(default_factory=list)
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
     # Set by the loader from the file's bytes, so alerts name the config that produced them.
@@ -240,7 +271,11 @@ class StreamdriftConfig(Strict):
 
     def policies(self) -> Policies:
         defaults = {kind: getattr(self.defaults, kind).policy() for kind in SIGNAL_KINDS}
-        return Policies(defaults=defaults, rules=tuple(model.rule() for model in self.models))
+        return Policies(
+            defaults=defaults,
+            rules=tuple(model.rule() for model in self.models),
+            mutes=tuple(entry.mute() for entry in self.mute),
+        )
 
     def event_fields(self) -> EventFields:
         return EventFields(**self.fields.model_dump())

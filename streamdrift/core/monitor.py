@@ -42,27 +42,35 @@ class MonitorLimits:
 class SignalTrack:
     """One signal of one model: its detector, and the cooldown that gates its alerts."""
 
-    __slots__ = ("cooldown", "detector", "name", "quiet_until", "seen")
+    __slots__ = ("cooldown", "cooldown_ms", "detector", "name", "quiet_until", "quiet_until_ms", "seen")
 
     def __init__(self, name: str, policy: SignalPolicy, model_id: str) -> None:
         self.name = name
         self.detector = Detector(policy.detector, seed_key=f"{model_id}/{name}")
         self.cooldown = policy.cooldown
+        self.cooldown_ms = round(policy.cooldown_s * 1000)
         self.seen = 0
         self.quiet_until = 0  # alerts are suppressed while seen <= quiet_until
+        self.quiet_until_ms = 0  # ... and while the record time is before this
 
     def export(self) -> tuple[Any, ...]:
         spec = self.detector.spec
-        return (spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export())
+        return (
+            spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export(), self.quiet_until_ms
+        )  # fmt: skip
 
     def restore(self, saved: tuple[Any, ...]) -> bool:
-        """Take over a saved detector if it was built with this track's settings; False when they changed."""
-        detector_type, params, seen, quiet_until, observations, in_warning, river_detector = saved
+        """Take over a saved detector if it was built with this track's settings; False when they changed.
+
+        The cooldown counters carry over either way: a changed cooldown applies from the next drift.
+        """
+        detector_type, params, seen, quiet_until, observations, in_warning, river_detector = saved[:7]
+        self.seen, self.quiet_until = seen, quiet_until
+        self.quiet_until_ms = saved[7] if len(saved) > 7 else 0  # absent from older snapshots
         spec = self.detector.spec
         if (detector_type, tuple(params)) != (spec.type, spec.params):
             return False
         self.detector = Detector.restored(spec, observations, in_warning, river_detector)
-        self.seen, self.quiet_until = seen, quiet_until
         return True
 
 
@@ -167,6 +175,19 @@ class Monitor:
             model.classes[label] = rebuilt(f"prediction:{label}", plan.signal("prediction"), saved)
         for kind, saved in state["tracks"]:
             model.tracks[kind] = rebuilt(kind, plan.signal(kind), saved)
+        return fresh
+
+    def reconfigure(self, policies: Policies, *, config_version: str) -> int:
+        """Apply new policies to every model: a signal whose detector settings changed starts fresh, every
+        other keeps its detector (cooldowns, enabled flags and mutes apply at once). Returns how many
+        signals started fresh. Later alerts carry `config_version`."""
+        self.policies = policies
+        self.config_version = config_version
+        fresh = 0
+        for model_id in list(self.models):
+            state = self.export_model(model_id)
+            fresh += self.restore_model(model_id, state)
+            self.dirty.add(model_id)
         return fresh
 
     def detector_count(self) -> int:
@@ -292,11 +313,18 @@ class Monitor:
         track.seen += 1
         if level == NO_CHANGE:
             return
-        if track.seen <= track.quiet_until:
+        # Record time, not the wall clock: a replay or a restart suppresses exactly what the live run did.
+        at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
+        if track.seen <= track.quiet_until or (at_ms is not None and at_ms < track.quiet_until_ms):
             self.suppressed["cooldown"] += 1
             return
         if level == DRIFT:
             track.quiet_until = track.seen + track.cooldown
+            if at_ms is not None:
+                track.quiet_until_ms = at_ms + track.cooldown_ms
+        if self.policies.mutes and self.policies.muted(model.model_id, track.name, at_ms):
+            self.suppressed["mute"] += 1  # a muted detection still starts its cooldown
+            return
         alerts.append(self._alert(model, track, "drift" if level == DRIFT else "warning", event, source))
 
     def _alert(

@@ -26,6 +26,7 @@ class SignalPolicy:
     enabled: bool = True
     detector: DetectorSpec = field(default_factory=lambda: DetectorSpec.of("adwin"))
     cooldown: int = 0  # after a drift alert, this many further values of the signal cannot alert
+    cooldown_s: float = 0.0  # ... nor values whose record time is less than this many seconds later
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +36,7 @@ class PolicyOverride:
     enabled: bool | None = None
     detector: DetectorSpec | None = None
     cooldown: int | None = None
+    cooldown_s: float | None = None
 
     def apply(self, policy: SignalPolicy) -> SignalPolicy:
         return replace(
@@ -42,6 +44,7 @@ class PolicyOverride:
             enabled=policy.enabled if self.enabled is None else self.enabled,
             detector=policy.detector if self.detector is None else self.detector,
             cooldown=policy.cooldown if self.cooldown is None else self.cooldown,
+            cooldown_s=policy.cooldown_s if self.cooldown_s is None else self.cooldown_s,
         )
 
 
@@ -55,6 +58,29 @@ class ModelRule:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Mute:
+    """Detections of matching models and signals are not published (but counted) until `until_ms`.
+
+    Time is the triggering record's time, so a replay or a restart mutes exactly what the live run did.
+    """
+
+    model: str = "*"  # glob on model_id
+    signal: str = "*"  # glob on the signal name, e.g. "feature:*"
+    until_ms: int | None = None  # None: until the entry is removed from the config
+
+    def covers(self, model_id: str, signal: str, at_ms: int | None) -> bool:
+        """
+        >>> Mute(model="fraud-*", until_ms=1000).covers("fraud-eu", "score", 999)
+        True
+        >>> Mute(model="fraud-*", until_ms=1000).covers("fraud-eu", "score", 1000)
+        False
+        """
+        if self.until_ms is not None and at_ms is not None and at_ms >= self.until_ms:
+            return False
+        return fnmatchcase(model_id, self.model) and fnmatchcase(signal, self.signal)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Policies:
     """Defaults per signal kind and the model rules; everything the core needs from the config."""
 
@@ -62,6 +88,10 @@ class Policies:
         default_factory=lambda: {kind: SignalPolicy() for kind in SIGNAL_KINDS}
     )
     rules: tuple[ModelRule, ...] = ()
+    mutes: tuple[Mute, ...] = ()
+
+    def muted(self, model_id: str, signal: str, at_ms: int | None) -> bool:
+        return any(mute.covers(model_id, signal, at_ms) for mute in self.mutes)
 
     def plan_for(self, model_id: str) -> ModelPlan:
         return ModelPlan(self, tuple(rule for rule in self.rules if fnmatchcase(model_id, rule.match)))

@@ -42,6 +42,7 @@ from typing import Any
 
 import structlog
 
+from streamdrift.config import load_config
 from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import RecordSource
 from streamdrift.core.event import EventDecoder
@@ -49,6 +50,7 @@ from streamdrift.core.monitor import Monitor
 from streamdrift.errors import (
     BadRecord,
     CheckpointRefused,
+    ConfigError,
     FatalServiceError,
     Fenced,
     KafkaUnavailable,
@@ -77,6 +79,7 @@ from streamdrift.service.records import (
     forwarded_record,
     forwarded_source,
 )
+from streamdrift.service.reload import ReloadTrigger, merge_reloadable
 from streamdrift.service.repartition import TimestampMerge
 from streamdrift.service.state import StateStore, state_key
 
@@ -103,9 +106,15 @@ class DriftService:
     """One member of the streamdrift consumer group."""
 
     def __init__(
-        self, config: StreamdriftConfig, clients: KafkaClients, *, stop: threading.Event | None = None
+        self,
+        config: StreamdriftConfig,
+        clients: KafkaClients,
+        *,
+        stop: threading.Event | None = None,
+        reload: ReloadTrigger | None = None,
     ) -> None:
         self.config = config
+        self.reload = reload
         self.clients = clients
         self.stop = stop or threading.Event()
         self.exactly_once = config.processing.guarantee == "exactly_once"
@@ -372,6 +381,8 @@ class DriftService:
         while not self.stop.is_set():
             self.loop_alive_at = time.monotonic()
             try:
+                if self.reload is not None and self.reload.due(self.loop_alive_at):
+                    self._reload(self.reload)
                 if self.producer is None:
                     self._start_producer()
                 if self.restoring:
@@ -409,6 +420,44 @@ class DriftService:
                 self._log_summary(now - last_summary, self.totals["events"] - events_at_summary)
                 events_at_summary = self.totals["events"]
                 last_summary = now
+
+    def _reload(self, trigger: ReloadTrigger) -> None:
+        """Apply a changed config file's detection settings (see reload.py); a bad file changes nothing."""
+        try:
+            new = load_config(trigger.path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                self.log.error("config reload refused", problem=problem)
+            self.log.warning(
+                "config reload refused; running on the previous config",
+                config_version=self.config.config_version,
+                problems=len(exc.problems),
+            )
+            return
+        merged, ignored = merge_reloadable(self.config, new)
+        if ignored:
+            self.log.warning("config changes that need a restart were not applied", sections=ignored)
+        if merged is self.config:
+            self.log.info(
+                "config reloaded: no detection setting changed", config_version=merged.config_version
+            )
+            return
+        with self.lock:
+            try:
+                # A durable cut first: a restart replays from here under the new file, as this run goes on.
+                self._checkpoint(all_snapshots=True)
+            except StreamdriftError:
+                trigger.requested.set()  # retried once the loop has recovered
+                raise
+            restarted = self.monitor.reconfigure(merged.policies(), config_version=merged.config_version)
+            self.config = merged
+            applied_at = {f"{tp.topic}/{tp.partition}": offset for tp, offset in self.positions.items()}
+        self.log.info(
+            "config reloaded",
+            config_version=merged.config_version,
+            detectors_restarted=restarted,
+            applied_at=applied_at,
+        )
 
     def _rejoin(self, refused: CheckpointRefused) -> None:
         """The group moved on without us (an eviction after a stall, a rebalance we missed): the interval
