@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from streamdrift.config.model import StreamdriftConfig
+from streamdrift.config.model import SECRET_KEYS, StreamdriftConfig
 from streamdrift.errors import ConfigError
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -66,10 +66,15 @@ def describe_errors(exc: ValidationError) -> list[str]:
             messages = ["unknown key"]
         elif error["type"] == "value_error":
             messages = messages[0].split("; ")  # a validator's several problems, one line each
-        elif error["type"] != "missing" and "input" in error:
+        elif error["type"] != "missing" and "input" in error and not _names_a_secret(error["loc"]):
             messages = [f"{messages[0]} (got {error['input']!r})"]
         lines.extend(f"{path}: {message}" if path else message for message in messages)
     return lines
+
+
+def _names_a_secret(location: tuple[int | str, ...]) -> bool:
+    """Errors about a secret never echo its value."""
+    return any(part in SECRET_KEYS for part in location)
 
 
 def _path(location: tuple[int | str, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,6 +29,30 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Settings holding secrets: never echoed in errors or logs. Each may instead be read from a file named by
+# `<key>_file` (a mounted secret), one of the two at most.
+SECRET_KEYS = frozenset({"sasl_plain_password", "ssl_password", "state_key"})
+
+
+def read_secret_files(data: Any) -> Any:
+    """Replace each `<secret>_file: path` by `<secret>: <the file's content, without a final newline>`."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for secret in SECRET_KEYS:
+        path = data.get(f"{secret}_file")
+        if path is None:
+            continue
+        if data.get(secret) not in (None, ""):
+            raise ValueError(f"give {secret} or {secret}_file, not both")
+        try:
+            data[secret] = Path(path).read_text(encoding="utf-8").removesuffix("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ValueError(f"{secret}_file: cannot read {path}: {reason}") from None
+    return data
+
+
 class KafkaSettings(Strict):
     """Connection settings; the security ones are passed to kafka-python unchanged."""
 
@@ -43,11 +68,18 @@ class KafkaSettings(Strict):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_plain_username: str | None = None
     sasl_plain_password: str | None = None
+    sasl_plain_password_file: str | None = Field(None, description="read sasl_plain_password from this file")
+    ssl_password_file: str | None = Field(None, description="read ssl_password from this file")
     request_timeout_ms: int = Field(30_000, gt=0)
+
+    _secret_files = model_validator(mode="before")(read_secret_files)
 
     def security(self) -> dict[str, Any]:
         """The settings every kafka-python client gets (secrets included; never log this)."""
-        return self.model_dump(exclude={"group_id", "client_id"}, exclude_none=True)
+        return self.model_dump(
+            exclude={"group_id", "client_id", "sasl_plain_password_file", "ssl_password_file"},
+            exclude_none=True,
+        )
 
 
 class TopicSettings(Strict):
@@ -77,6 +109,8 @@ class LimitSettings(Strict):
 
 
 class ProcessingSettings(Strict):
+    _secret_files = model_validator(mode="before")(read_secret_files)
+
     guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     commit_interval_ms: int = Field(500, ge=10, le=60_000)
     snapshot_interval_ms: int = Field(
@@ -92,6 +126,7 @@ class ProcessingSettings(Strict):
         None,
         description="HMAC key for state snapshots; default: $STREAMDRIFT_STATE_KEY. Keep it out of the file.",
     )
+    state_key_file: str | None = Field(None, description="read state_key from this file")
     instance_id: str | None = Field(
         None,
         description="stable id of this replica (default: $STREAMDRIFT_INSTANCE_ID, else the host name); "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -40,11 +42,69 @@ def translated_errors(action: str) -> Iterator[None]:
         raise FatalServiceError(f"{action}: {exc}") from exc
 
 
+class ConnectionWatch(logging.Handler):
+    """Reads kafka-python's log for connection failures that no retry can fix.
+
+    kafka-python retries them like any network error until its bootstrap gives up, with nothing in the
+    exception saying why; its log says why. The first such failure is kept as one readable line.
+    """
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        super().__init__(logging.WARNING)
+        self.settings = settings
+        self.cause: str | None = None
+        self.connecting = True  # until the first connection succeeds (KafkaClients.connect)
+        self.lost_while_authenticating = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.cause is None:
+            self.cause = self.explain(record.getMessage())
+
+    def explain(self, message: str) -> str | None:
+        settings = self.settings
+        detail = _TLS_DETAIL.search(message)
+        reason = detail.group(1) if detail else message
+        credentials = f"the credentials of user {settings.sasl_plain_username!r} ({settings.sasl_mechanism})"
+        if "SaslAuthenticationFailed" in message:
+            return f"the broker rejected {credentials}: check sasl_plain_username and sasl_plain_password"
+        if self.connecting and settings.sasl_mechanism and _LOST_AFTER_API_VERSIONS.search(message):
+            # The broker answers a failed SASL exchange with an error and then closes the connection;
+            # kafka-python drops the answer when the close arrives in the same read, so all it reports is
+            # a lost connection. Before any connection has worked, three in a row mean a rejection.
+            self.lost_while_authenticating += 1
+            if self.lost_while_authenticating >= LOSSES_MEANING_REJECTED:
+                return (
+                    f"the broker closed {LOSSES_MEANING_REJECTED} connections in a row during SASL "
+                    f"authentication, as it does when it has rejected {credentials}: check "
+                    "sasl_plain_username and sasl_plain_password"
+                )
+        if "UnsupportedSaslMechanism" in message:
+            return f"the broker does not enable SASL {settings.sasl_mechanism}: check sasl_mechanism"
+        if "CERTIFICATE_VERIFY_FAILED" in message and "mismatch" in message:
+            return (
+                f"TLS: the broker's certificate does not name the host connected to ({reason}): use the "
+                "host name the certificate was issued for in bootstrap_servers and the advertised listeners"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in message:
+            return f"TLS: the broker's certificate is not trusted ({reason}): check ssl_cafile"
+        if "WRONG_VERSION_NUMBER" in message or "record layer failure" in message:
+            return "TLS handshake failed: the listener does not speak TLS; check security_protocol, port"
+        return None
+
+
+LOSSES_MEANING_REJECTED = 3
+# A connection lost after its ApiVersions exchange (the broker version is known) and before it was ready.
+_LOST_AFTER_API_VERSIONS = re.compile(r"broker_version=\(\d+, \d+\) \(disconnected\)>: Connection lost")
+_TLS_DETAIL = re.compile(r"certificate verify failed: (.*?)(?: \(_ssl\.c:\d+\))?$")
+
+
 class KafkaClients:
     """Creates the consumer, producer and admin client with the same connection settings."""
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
+        self.watch = ConnectionWatch(settings)
+        logging.getLogger("kafka").addHandler(self.watch)
         self._common: dict[str, Any] = settings.security()
         self._common["client_id"] = settings.client_id
         servers = settings.bootstrap_servers
@@ -71,6 +131,32 @@ class KafkaClients:
     def admin(self) -> Any:
         with translated_errors(f"connecting to {self._servers}"):
             return KafkaAdminClient(**self._common)
+
+    def connect(self) -> Any:
+        """The first connection: an admin client, or `FatalServiceError` as soon as kafka-python's log shows
+        a failure no retry can fix (see `ConnectionWatch`), instead of after its bootstrap timeout."""
+        outcome: list[tuple[bool, Any]] = []
+
+        def target() -> None:
+            try:
+                outcome.append((True, self.admin()))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=target, name="kafka: connecting", daemon=True)
+        worker.start()
+        while worker.is_alive() and self.watch.cause is None:
+            worker.join(0.1)
+        if outcome and outcome[0][0]:
+            self.watch.connecting = False
+            return outcome[0][1]
+        self.raise_if_misconfigured()  # the worker may still be retrying: it is abandoned with the process
+        raise outcome[0][1]
+
+    def raise_if_misconfigured(self) -> None:
+        """`FatalServiceError` when a connection failed for a reason no retry can fix."""
+        if self.watch.cause is not None:
+            raise FatalServiceError(f"cannot connect to {self._servers}: {self.watch.cause}")
 
 
 def bounded(action: str, timeout_s: float, call: Callable[[], Any]) -> Any:

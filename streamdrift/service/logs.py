@@ -30,6 +30,11 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     # kafka-python logs through the standard library and repeats every retry; streamdrift reports what
-    # matters itself (one line per failure), so its chatter shows only at debug level.
+    # matters itself (one line per failure), so its chatter shows only at debug level. Below that its
+    # warnings still reach the Kafka adapter's watch for failures no retry can fix (bad credentials,
+    # an untrusted certificate), which turns them into one line and an exit.
     logging.basicConfig(level=logging.WARNING if level != "debug" else logging.INFO, stream=out)  # type: ignore[arg-type]
-    logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "debug" else logging.INFO)
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.setLevel(logging.WARNING if level != "debug" else logging.INFO)
+    kafka_log.propagate = level == "debug"
+    kafka_log.addHandler(logging.NullHandler())

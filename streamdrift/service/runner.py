@@ -303,7 +303,7 @@ class DriftService:
     def _create_topics(self) -> None:
         config = self.config
         topics = config.topics
-        admin = self.clients.admin()
+        admin = self.clients.connect()
         try:
             counts = self._input_partition_counts(admin)
             wanted: dict[str, dict[str, Any]] = {}
@@ -407,7 +407,8 @@ class DriftService:
                 now = time.monotonic()
             except KafkaUnavailable as exc:
                 # The broker is away: undo the open interval and retry; processing resumes from the last
-                # checkpoint once it answers again.
+                # checkpoint once it answers again. Unless it refuses us for good (credentials, TLS).
+                self.clients.raise_if_misconfigured()
                 self.log.warning("broker unavailable; rolling back to the last checkpoint", error=str(exc))
                 self.totals["checkpoint_failures"] += 1
                 with self.lock:

@@ -367,3 +367,55 @@ def test_config_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert schema["additionalProperties"] is False
     # The detector types are listed where a detector is configured.
     assert re.search(r'"page_hinkley"', out)
+
+
+# --- secrets --------------------------------------------------------------------------------------------
+
+SECRET = "hunter2-correct-horse-battery"
+KAFKA_LAST = "topics: {input: [events]}\nkafka:\n  bootstrap_servers: x:9092\n"  # add kafka keys below
+
+
+def test_secrets_can_come_from_files_and_never_reach_the_clients_as_file_names(tmp_path: Path) -> None:
+    secret_file = tmp_path / "password"
+    secret_file.write_text(SECRET + "\n")  # as `kubectl create secret` or an editor leaves it
+    config = parse_config(
+        f"""
+kafka:
+  bootstrap_servers: x:9092
+  security_protocol: SASL_SSL
+  sasl_mechanism: SCRAM-SHA-512
+  sasl_plain_username: svc
+  sasl_plain_password_file: {secret_file}
+  ssl_password_file: {secret_file}
+topics: {{input: [events]}}
+processing: {{state_key_file: {secret_file}}}
+"""
+    )
+    assert config.kafka.sasl_plain_password == config.kafka.ssl_password == SECRET
+    assert config.processing.state_key == SECRET
+    assert not {k for k in config.kafka.security() if k.endswith("_file")}
+
+
+def test_a_secret_and_its_file_together_or_an_unreadable_file_are_errors(tmp_path: Path) -> None:
+    both = problems_of(
+        KAFKA_LAST + f"  sasl_plain_password: {SECRET}\n  sasl_plain_password_file: {tmp_path / 'x'}\n"
+    )
+    assert both == ["<config>: kafka: give sasl_plain_password or sasl_plain_password_file, not both"]
+    missing = problems_of(KAFKA_LAST + f"  sasl_plain_password_file: {tmp_path / 'absent'}\n")
+    absent = tmp_path / "absent"
+    assert missing == [
+        f"<config>: kafka: sasl_plain_password_file: cannot read {absent}: No such file or directory"
+    ]
+
+
+def test_errors_about_a_secret_never_echo_its_value(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(KAFKA_LAST + f"  sasl_plain_password: [{SECRET}]\n  request_timeout_ms: [{SECRET}]\n")
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "kafka.sasl_plain_password: Input should be a valid string" in err
+    assert "kafka.request_timeout_ms" in err and "got" in err  # other values are echoed, for context
+    assert err.count(SECRET) == 1  # only in the request_timeout_ms line
+    assert SECRET not in next(line for line in err.splitlines() if "sasl_plain_password" in line)

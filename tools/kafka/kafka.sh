@@ -7,7 +7,9 @@
 #
 # Settings (environment): KAFKA_VERSION (4.3.1), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (port+1),
 # KAFKA_DATA_DIR (.cache/kafka/run-<port>), KAFKA_CACHE_DIR (.cache/kafka), KAFKA_HEAP (512m),
-# KAFKA_START_TIMEOUT (90 seconds), PYTHON (a python with kafka-python, for the readiness probe).
+# KAFKA_START_TIMEOUT (90 seconds), PYTHON (a python with kafka-python, for the readiness probe),
+# KAFKA_EXTRA_CONFIG (a properties file whose settings replace or extend the generated ones, e.g. an extra
+# TLS/SASL listener; the PLAINTEXT listener on KAFKA_PORT must stay, the readiness probe uses it).
 # The last line of `up` is KAFKA_BOOTSTRAP_SERVERS=host:port, so `eval "$(kafka.sh up | tail -1)"` works.
 set -euo pipefail
 
@@ -83,6 +85,14 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 PROPS
+  if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
+    [[ -r "$KAFKA_EXTRA_CONFIG" ]] || die "KAFKA_EXTRA_CONFIG=$KAFKA_EXTRA_CONFIG is not a readable file"
+    # A setting given there replaces the generated one.
+    awk -F= 'NR == FNR { if ($0 ~ /^[A-Za-z0-9_.-]+=/) given[$1] = 1; next } !($1 in given)' \
+      "$KAFKA_EXTRA_CONFIG" "$data_dir/server.properties" > "$data_dir/server.properties.new"
+    mv "$data_dir/server.properties.new" "$data_dir/server.properties"
+    cat "$KAFKA_EXTRA_CONFIG" >> "$data_dir/server.properties"
+  fi
   cat > "$data_dir/log4j2.properties" <<PROPS
 status = error
 appender.file.type = File
