@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.conftest import KafkaClients, TopicFactory
 from tests.integration.conftest import Service
 from tests.integration.runs import committed_total, prepare_run, read_all, stream, wait_until
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "configs" / "grafana-dashboard.json"
 BAD_RECORDS = [(b"{not json", "invalid_json"), (b"[1, 2]", "not_an_object"), (b"", "empty")]
 
 
@@ -84,4 +86,22 @@ def test_metrics_count_what_was_sent_and_the_probes_answer(
     assert metrics[("streamdrift_ready", ())] == 1
     assert metrics[("streamdrift_checkpoint_seconds_count", ())] > 0
     assert metrics[("streamdrift_processing_latency_seconds_count", ())] > 0
+
+    # The shipped Grafana dashboard only queries series this service exports.
+    dashboard = orjson.loads(DASHBOARD.read_bytes())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bstreamdrift_[a-z_]+", target["expr"])
+    }
+    status, body = service.http_get("/metrics")
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    exported = {  # declared families, with or without samples yet (a labelled counter may have none)
+        family.name + suffix
+        for family in text_string_to_metric_families(body.decode())
+        for suffix in suffixes.get(family.type, [""])
+    }
+    assert len(queried) >= 15
+    assert queried <= exported, queried - exported
     assert service.stop() == 0
