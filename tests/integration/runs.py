@@ -128,9 +128,12 @@ class Run:
         return f"{self.tag}-group"
 
 
-def prepare_run(bootstrap: str, topic: str, tmp_path: Path, prefix: str, **processing: Any) -> Run:
+def prepare_run(
+    bootstrap: str, topic: str, tmp_path: Path, prefix: str, *, more_yaml: str = "", **processing: Any
+) -> Run:
+    """`more_yaml`: further top-level sections, e.g. "http: {port: 0}\n"."""
     tag = unique_name(prefix)
-    text = config_yaml(bootstrap, topic, tag, **processing)
+    text = config_yaml(bootstrap, topic, tag, **processing) + more_yaml
     config_path = tmp_path / "streamdrift.yaml"
     config_path.write_text(text)
     return Run(topic=topic, tag=tag, config_path=config_path, config=parse_config(text.encode()))
@@ -142,7 +145,12 @@ def assert_alerts_equal_offline(clients: KafkaClients, run: Run, at_least: int) 
     alerts = [record.value for record in read_all(clients, f"{run.tag}-alerts")]
     assert len(expected) >= at_least, "the stream must produce alerts for the test to mean anything"
     assert len(alerts) == len(set(alerts)), "duplicate alerts"
-    assert sorted(alerts) == sorted(expected)
+    missing = sorted(set(expected) - set(alerts))
+    extra = sorted(set(alerts) - set(expected))
+    assert not missing and not extra, (
+        f"{len(missing)} alerts missing, {len(extra)} not expected; first missing: {missing[:3]}; "
+        f"first not expected: {extra[:3]}"
+    )
     return monitor
 
 
