@@ -94,7 +94,7 @@ def test_metrics_count_what_was_sent_and_the_probes_answer(
         for target in panel["targets"]
         for name in re.findall(r"\bstreamdrift_[a-z_]+", target["expr"])
     }
-    status, body = service.http_get("/metrics")
+    _status, body = service.http_get("/metrics")
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
     exported = {  # declared families, with or without samples yet (a labelled counter may have none)
         family.name + suffix
