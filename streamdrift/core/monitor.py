@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -121,6 +122,10 @@ class Monitor:
         self.skipped: Counter[str] = Counter()  # values skipped, by reason
         self.suppressed: Counter[str] = Counter()  # alerts suppressed, by reason
         self.dirty: set[str] = set()  # models changed since the caller last cleared this (checkpoints)
+        # Called with (model_id, signal, index of the value in the signal's stream, value, detector level:
+        # NO_CHANGE, WARNING or DRIFT) for every value fed to a detector. For offline tools (replay reports);
+        # the service leaves it None.
+        self.observer: Callable[[str, str, int, float, int], None] | None = None
 
     def model(self, model_id: str) -> ModelMonitor:
         model = self.models.get(model_id)
@@ -311,6 +316,8 @@ class Monitor:
             return
         level = detector.update(value)
         track.seen += 1
+        if self.observer is not None:
+            self.observer(model.model_id, track.name, track.seen - 1, value, level)
         if level == NO_CHANGE:
             return
         # Record time, not the wall clock: a replay or a restart suppresses exactly what the live run did.
