@@ -20,6 +20,7 @@ from streamdrift.core.plan import (
     SignalKind,
     SignalPolicy,
 )
+from streamdrift.core.scaling import Standardize
 
 DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
 assert set(DetectorType.__args__) == set(DETECTOR_KINDS)  # type: ignore[attr-defined]
@@ -192,6 +193,34 @@ class DetectorSettings(BaseModel):
         return DetectorSpec.of(self.type, **(self.model_extra or {}))
 
 
+class StandardizeSettings(Strict):
+    """`{mean: m, std: s}` measured on a reference sample, or `{warmup: n}` to learn them from the first
+    n values (which then reach no detector)."""
+
+    mean: float | None = None
+    std: float | None = Field(None, gt=0)
+    warmup: int | None = Field(None, ge=2)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StandardizeSettings:
+        given = self.mean is not None, self.std is not None
+        if given == (True, True) and self.warmup is None:
+            return self
+        if given == (False, False) and self.warmup is not None:
+            return self
+        raise ValueError("give either mean and std (from a reference sample) or warmup, not both")
+
+    def spec(self) -> Standardize:
+        return Standardize(mean=self.mean, std=self.std, warmup=self.warmup or 0)
+
+
+def _numeric_detector_only(
+    detector: DetectorSettings | None, standardize: StandardizeSettings | None
+) -> None:
+    if detector is not None and standardize is not None and DETECTOR_KINDS[detector.type].binary:
+        raise ValueError(f"standardize needs a numeric detector ({detector.type} reads 0/1 values)")
+
+
 class SignalSettings(Strict):
     enabled: bool = True
     detector: DetectorSettings = DetectorSettings(type="adwin")
@@ -201,11 +230,19 @@ class SignalSettings(Strict):
     cooldown_s: float = Field(
         0, ge=0, description="seconds of record time after a drift alert during which the signal stays quiet"
     )
+    standardize: StandardizeSettings | None = Field(
+        None, description="feed (x - mean) / std, so thresholds mean the same at every scale"
+    )
+
+    @model_validator(mode="after")
+    def _standardize_numeric(self) -> SignalSettings:
+        _numeric_detector_only(self.detector, self.standardize)
+        return self
 
     def policy(self) -> SignalPolicy:
         return SignalPolicy(
             enabled=self.enabled, detector=self.detector.spec(), cooldown=self.cooldown,
-            cooldown_s=self.cooldown_s,
+            cooldown_s=self.cooldown_s, standardize=self.standardize.spec() if self.standardize else None,
         )  # fmt: skip
 
 
@@ -214,6 +251,12 @@ class SignalOverride(Strict):
     detector: DetectorSettings | None = None
     cooldown: int | None = Field(None, ge=0)
     cooldown_s: float | None = Field(None, ge=0)
+    standardize: StandardizeSettings | None = None
+
+    @model_validator(mode="after")
+    def _standardize_numeric(self) -> SignalOverride:
+        _numeric_detector_only(self.detector, self.standardize)
+        return self
 
     def override(self) -> PolicyOverride:
         return PolicyOverride(
@@ -221,6 +264,7 @@ class SignalOverride(Strict):
             detector=self.detector.spec() if self.detector else None,
             cooldown=self.cooldown,
             cooldown_s=self.cooldown_s,
+            standardize=self.standardize.spec() if self.standardize else None,
         )
 
 

@@ -24,6 +24,7 @@ from streamdrift.core.alert import AlertLevel, DriftAlert, RecordSource, alert_i
 from streamdrift.core.detectors import DRIFT, NO_CHANGE, Detector
 from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.plan import ModelPlan, Policies, SignalPolicy
+from streamdrift.core.scaling import Scaler
 
 # Skip reasons: metric labels, part of the documented contract.
 NON_FINITE: Final = "non_finite"
@@ -43,11 +44,14 @@ class MonitorLimits:
 class SignalTrack:
     """One signal of one model: its detector, and the cooldown that gates its alerts."""
 
-    __slots__ = ("cooldown", "cooldown_ms", "detector", "name", "quiet_until", "quiet_until_ms", "seen")
+    __slots__ = (
+        "cooldown", "cooldown_ms", "detector", "name", "quiet_until", "quiet_until_ms", "scaler", "seen",
+    )  # fmt: skip
 
     def __init__(self, name: str, policy: SignalPolicy, model_id: str) -> None:
         self.name = name
         self.detector = Detector(policy.detector, seed_key=f"{model_id}/{name}")
+        self.scaler = None if policy.standardize is None else Scaler(policy.standardize)
         self.cooldown = policy.cooldown
         self.cooldown_ms = round(policy.cooldown_s * 1000)
         self.seen = 0
@@ -56,21 +60,32 @@ class SignalTrack:
 
     def export(self) -> tuple[Any, ...]:
         spec = self.detector.spec
+        scaler = self.scaler
         return (
-            spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export(), self.quiet_until_ms
+            spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export(), self.quiet_until_ms,
+            None if scaler is None else scaler.export(), None if scaler is None else scaler.spec.key(),
         )  # fmt: skip
 
     def restore(self, saved: tuple[Any, ...]) -> bool:
         """Take over a saved detector if it was built with this track's settings; False when they changed.
 
-        The cooldown counters carry over either way: a changed cooldown applies from the next drift.
+        The cooldown counters carry over either way: a changed cooldown applies from the next drift. A
+        changed standardisation changes what the detector sees, so it starts fresh then too.
         """
         detector_type, params, seen, quiet_until, observations, in_warning, river_detector = saved[:7]
         self.seen, self.quiet_until = seen, quiet_until
-        self.quiet_until_ms = saved[7] if len(saved) > 7 else 0  # absent from older snapshots
+        # Fields added later are absent from older snapshots.
+        self.quiet_until_ms = saved[7] if len(saved) > 7 else 0
+        scaler_state, standardize = (saved[8], saved[9]) if len(saved) > 9 else (None, None)
         spec = self.detector.spec
         if (detector_type, tuple(params)) != (spec.type, spec.params):
             return False
+        scaler = self.scaler
+        wanted = None if scaler is None else scaler.spec.key()
+        if wanted != (None if standardize is None else tuple(standardize)):
+            return False
+        if scaler is not None and scaler_state is not None:
+            scaler.restore(tuple(scaler_state))
         self.detector = Detector.restored(spec, observations, in_warning, river_detector)
         return True
 
@@ -311,6 +326,12 @@ class Monitor:
         alerts: list[DriftAlert],
     ) -> None:
         detector = track.detector
+        scaler = track.scaler
+        if scaler is not None:
+            scaled = scaler.transform(value)
+            if scaled is None:
+                return  # still learning the signal's mean and std
+            value = scaled
         if detector.binary and value not in (0.0, 1.0):
             self.skipped[NOT_BINARY] += 1
             return

@@ -14,6 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Final, Literal
 
 from streamdrift.core.detectors import DetectorSpec
+from streamdrift.core.scaling import Standardize
 
 SignalKind = Literal["features", "prediction", "score", "error", "missing"]
 SIGNAL_KINDS: Final[tuple[SignalKind, ...]] = ("features", "prediction", "score", "error", "missing")
@@ -27,6 +28,7 @@ class SignalPolicy:
     detector: DetectorSpec = field(default_factory=lambda: DetectorSpec.of("adwin"))
     cooldown: int = 0  # after a drift alert, this many further values of the signal cannot alert
     cooldown_s: float = 0.0  # ... nor values whose record time is less than this many seconds later
+    standardize: Standardize | None = None  # scale-free thresholds (see scaling.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +39,7 @@ class PolicyOverride:
     detector: DetectorSpec | None = None
     cooldown: int | None = None
     cooldown_s: float | None = None
+    standardize: Standardize | None = None
 
     def apply(self, policy: SignalPolicy) -> SignalPolicy:
         return replace(
@@ -45,6 +48,7 @@ class PolicyOverride:
             detector=policy.detector if self.detector is None else self.detector,
             cooldown=policy.cooldown if self.cooldown is None else self.cooldown,
             cooldown_s=policy.cooldown_s if self.cooldown_s is None else self.cooldown_s,
+            standardize=policy.standardize if self.standardize is None else self.standardize,
         )
 
 

@@ -419,3 +419,24 @@ def test_errors_about_a_secret_never_echo_its_value(
     assert "kafka.request_timeout_ms" in err and "got" in err  # other values are echoed, for context
     assert err.count(SECRET) == 1  # only in the request_timeout_ms line
     assert SECRET not in next(line for line in err.splitlines() if "sasl_plain_password" in line)
+
+
+def test_standardize_takes_a_reference_mean_and_std_or_a_warm_up_never_both() -> None:
+    base = MINIMAL + "defaults:\n  features:\n    detector: {type: page_hinkley}\n"
+    given = parse_config(base + "    standardize: {mean: 3.5, std: 1.2}\n", env={})
+    policy = given.policies().defaults["features"]
+    assert policy.standardize is not None and policy.standardize.key() == (3.5, 1.2, 0)
+    learned = parse_config(base + "    standardize: {warmup: 1000}\n", env={})
+    learned_policy = learned.policies().defaults["features"]
+    assert learned_policy.standardize is not None and learned_policy.standardize.key() == (None, None, 1000)
+    for bad in ("{mean: 1.0}", "{mean: 1.0, std: 2.0, warmup: 10}", "{}", "{mean: 0, std: 0}"):
+        assert any("standardize" in p for p in problems_of(base + f"    standardize: {bad}\n")), bad
+
+
+def test_standardize_is_refused_for_binary_detectors() -> None:
+    problems = problems_of(
+        MINIMAL + "defaults:\n  error:\n    detector: {type: ddm}\n    standardize: {warmup: 100}\n"
+    )
+    assert problems == [
+        "<config>: defaults.error: standardize needs a numeric detector (ddm reads 0/1 values)"
+    ]

@@ -7,13 +7,14 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-from river.drift import ADWIN
+from river.drift import ADWIN, PageHinkley
 
 from streamdrift.core.alert import DriftAlert, RecordSource
 from streamdrift.core.detectors import DetectorSpec
 from streamdrift.core.event import InferenceEvent
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.plan import ModelRule, Mute, Policies, PolicyOverride, SignalPolicy
+from streamdrift.core.scaling import Standardize
 
 START_MS = 1_780_000_000_000
 STEP_MS = 1000  # one event per second of record time
@@ -156,3 +157,62 @@ def test_reconfigure_restarts_only_the_detectors_whose_settings_changed() -> Non
     untouched_track = untouched.models["kept"].features["x"][0]
     assert kept_track is not None and untouched_track is not None
     assert pickle.dumps(kept_track.detector.export()) == pickle.dumps(untouched_track.detector.export())
+
+
+# --- scale-free thresholds ---------------------------------------------------------------------------------
+
+
+def river_page_hinkley(values: list[float], threshold: float) -> list[int]:
+    detector = PageHinkley(threshold=threshold)
+    found = []
+    for i, value in enumerate(values):
+        detector.update(value)
+        if detector.drift_detected:
+            found.append(i)
+    return found
+
+
+def standardized_policies(standardize: Standardize, threshold: float = 8.0) -> Policies:
+    return features_only(
+        detector=DetectorSpec.of("page_hinkley", threshold=threshold), standardize=standardize
+    )
+
+
+def test_given_mean_and_std_the_detector_sees_standard_scores_whatever_the_unit() -> None:
+    unit = shifting(6, length=3000, every=1000)
+    dollars = [2500.0 + 400.0 * v for v in unit]
+    expected = river_page_hinkley(unit, threshold=8.0)
+    assert expected, "the stream must drift for the test to mean anything"
+    monitor = Monitor(standardized_policies(Standardize(mean=2500.0, std=400.0)), config_version="v")
+    assert [i for i, _ in feed(monitor, {"m": dollars})] == expected
+    # Unstandardised, the same threshold on dollars alarms at other places entirely.
+    assert river_page_hinkley(dollars, threshold=8.0) != expected
+
+
+def test_learned_from_a_warm_up_the_first_values_only_teach_the_scaler() -> None:
+    values = [5.0 + 3.0 * v for v in shifting(7, length=4000, every=1500)]
+    warmup = 500
+    mean, std = float(np.mean(values[:warmup])), float(np.std(values[:warmup], ddof=1))
+    scores = [(v - mean) / std for v in values[warmup:]]
+    expected = [warmup + i for i in river_page_hinkley(scores, threshold=8.0)]
+    assert expected
+    monitor = Monitor(standardized_policies(Standardize(warmup=warmup)), config_version="v")
+    alerts = feed(monitor, {"m": values})
+    assert [i for i, _ in alerts] == expected
+    assert alerts[0][1].observations == expected[0] - warmup + 1  # the warm-up reached no detector
+
+
+def test_a_restored_model_keeps_its_learned_scale_and_warm_up_progress() -> None:
+    values = [5.0 + 3.0 * v for v in shifting(8, length=4000, every=1500)]
+    policies = standardized_policies(Standardize(warmup=500))
+    uninterrupted = feed(Monitor(policies, config_version="v"), {"m": values})
+    for cut in (200, 2500):  # mid warm-up, and after it
+        first = Monitor(policies, config_version="v")
+        alerts = feed(first, {"m": values}, stop=cut)
+        second = Monitor(policies, config_version="v")
+        second.restore_model("m", pickle.loads(pickle.dumps(first.export_model("m"))))
+        alerts += feed(second, {"m": values}, start=cut)
+        assert [(i, a.to_json()) for i, a in alerts] == [(i, a.to_json()) for i, a in uninterrupted]
+    # A changed standardisation restarts the signal, as a changed detector does.
+    changed = Monitor(standardized_policies(Standardize(warmup=300)), config_version="v")
+    assert changed.restore_model("m", first.export_model("m")) == 1
