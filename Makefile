@@ -27,12 +27,17 @@ $(STAMP): pyproject.toml
 PYTHON_SYS ?= python3
 install: venv
 
-# kcat (librdkafka's CLI) is an independent client the tests use to check interoperability.
+# kcat (librdkafka's CLI) is an independent client the tests use to check interoperability; headless
+# chromium renders the replay report the way an operator's browser does.
 tools:
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q kcat >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null; }; \
 	  else sudo apt-get install -y -q kcat >/dev/null; fi; } \
 	  || { echo "make: could not install kcat (apt-get install kcat)"; exit 1; }
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else sudo apt-get install -y -q chromium >/dev/null; fi; } \
+	  || { echo "make: could not install chromium (apt-get install chromium)"; exit 1; }
 
 lint: venv
 	$(BIN)/ruff check streamdrift tests benchmarks
@@ -55,7 +60,7 @@ soak: venv tools
 	  tools/with-kafka.sh tools/run-pytest.sh tests/integration/test_exactly_once.py -k kill_9 -p no:timeout
 
 # Pure-core tests only: no broker needed.
-unit: venv
+unit: venv tools
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
 
 demo: venv

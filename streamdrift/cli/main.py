@@ -18,6 +18,7 @@ from typing import NoReturn
 import orjson
 
 from streamdrift import __version__
+from streamdrift.cli.replay_options import add_report_arguments
 from streamdrift.errors import ConfigError, StreamdriftError
 
 EXIT_OK = 0
@@ -52,10 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     schema = config_commands.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(handler=_config_schema)
 
-    replay = commands.add_parser("replay", help="run the detection core over a JSONL file of events")
-    replay.add_argument("--config", required=True, help="YAML config file (its Kafka settings are unused)")
-    replay.add_argument("--input", required=True, help="JSONL file: one inference event per line")
+    replay = commands.add_parser(
+        "replay", help="run the detection core over a JSONL file of events or a range of a topic"
+    )
+    replay.add_argument(
+        "--config", required=True, help="YAML config file (its Kafka settings serve --topic only)"
+    )
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="JSONL file: one inference event per line")
+    source.add_argument("--topic", help="read this topic (read_committed), partition after partition")
+    replay.add_argument(
+        "--from", dest="start", metavar="OFFSET|TIME",
+        help="with --topic: start at this offset (in every partition) or RFC 3339 time (inclusive)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--to", dest="stop", metavar="OFFSET|TIME", help="with --topic: stop before this offset or time"
+    )
     replay.add_argument("--output", help="write alerts here as JSONL (default: standard output)")
+    add_report_arguments(replay)
     replay.set_defaults(handler=_replay)
 
     alerts = commands.add_parser("alerts", help="read the alerts topic")
@@ -127,8 +142,12 @@ def _config_schema(_args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from streamdrift.cli.replay import replay_file
+    from streamdrift.cli.replay_options import report_options
 
-    return replay_file(args.config, args.input, args.output)
+    return replay_file(
+        args.config, args.input, args.output, topic=args.topic, start=args.start, stop=args.stop,
+        **report_options(args),
+    )  # fmt: skip
 
 
 def _alerts_tail(args: argparse.Namespace) -> int:

@@ -237,9 +237,13 @@ def test_replay_unwritable_output_is_one_line(tmp_path: Path) -> None:
         ),
         (
             ("replay", "--config", "c.yaml"),
-            "streamdrift replay: error: the following arguments are required: --input",
+            "streamdrift replay: error: one of the arguments --input --topic is required",
         ),
         (("run",), "streamdrift run: error: the following arguments are required: --config"),
+        (
+            ("replay", "--config", "c.yaml", "--input", "e.jsonl", "--topic", "t"),
+            "streamdrift replay: error: argument --topic: not allowed with argument --input",
+        ),
         (
             ("alerts", "tail", "--config", "c.yaml", "--max-alerts", "many"),
             "streamdrift alerts tail: error: argument --max-alerts: invalid int value: 'many'",
