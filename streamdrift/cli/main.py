@@ -19,6 +19,7 @@ import orjson
 
 from streamdrift import __version__
 from streamdrift.cli.replay_options import add_report_arguments
+from streamdrift.cli.tune import add_tune_parser
 from streamdrift.errors import ConfigError, StreamdriftError
 
 EXIT_OK = 0
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--output", help="write alerts here as JSONL (default: standard output)")
     add_report_arguments(replay)
     replay.set_defaults(handler=_replay)
+
+    add_tune_parser(commands)
 
     alerts = commands.add_parser("alerts", help="read the alerts topic")
     alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")

@@ -15,6 +15,7 @@ import pytest
 from river.drift import ADWIN
 
 from streamdrift import __version__
+from streamdrift.config import parse_config
 
 STREAMDRIFT = str(Path(sys.executable).parent / "streamdrift")
 
@@ -259,3 +260,27 @@ def test_bad_arguments_are_one_line(args: tuple[str, ...], message: str) -> None
     assert len(lines) == 1, lines
     assert lines[0].startswith(message), lines
     assert "--help)" in lines[0]
+
+
+def test_tune_prints_a_table_and_a_recommendation_that_is_a_valid_config(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    reference = tmp_path / "good.jsonl"
+    reference.write_bytes(
+        b"".join(
+            orjson.dumps({"model_id": "m", "features": {"x": float(v)}}) + b"\n"
+            for v in rng.normal(size=3000)
+        )
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(GOOD_CONFIG)
+    recommended = tmp_path / "recommended.yaml"
+    result = streamdrift(
+        "tune", "--config", str(config), "--reference", str(reference), "--signal", "feature:x",
+        "--detector", "page_hinkley", "--grid", "threshold=25,100,400", "--runs", "5", "--length", "2000",
+        "--output", str(recommended),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "threshold=400" in result.stdout and "* " in result.stdout  # the grid, one row marked
+    pasted = parse_config(GOOD_CONFIG + recommended.read_text(), env={})
+    assert pasted.models[0].features["x"].detector is not None
+    assert pasted.models[0].features["x"].detector.type == "page_hinkley"
