@@ -39,6 +39,7 @@ def config_yaml(bootstrap: str, input_topic: str, tag: str, **processing: Any) -
     extra = "".join(f"\n  {key}: {value}" for key, value in processing.items())
     return f"""
 kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
+http: {{port: 0}}
 topics:
   input: ["{input_topic}"]
   alerts: "{tag}-alerts"
@@ -128,12 +129,9 @@ class Run:
         return f"{self.tag}-group"
 
 
-def prepare_run(
-    bootstrap: str, topic: str, tmp_path: Path, prefix: str, *, more_yaml: str = "", **processing: Any
-) -> Run:
-    """`more_yaml`: further top-level sections, e.g. "http: {port: 0}\n"."""
+def prepare_run(bootstrap: str, topic: str, tmp_path: Path, prefix: str, **processing: Any) -> Run:
     tag = unique_name(prefix)
-    text = config_yaml(bootstrap, topic, tag, **processing) + more_yaml
+    text = config_yaml(bootstrap, topic, tag, **processing)
     config_path = tmp_path / "streamdrift.yaml"
     config_path.write_text(text)
     return Run(topic=topic, tag=tag, config_path=config_path, config=parse_config(text.encode()))

@@ -39,7 +39,7 @@ def test_broker_down_for_60_s_mid_run_loses_and_duplicates_nothing(
         topic = unique_name("outage-in")
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
         admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
-        run = prepare_run(broker.bootstrap, topic, tmp_path, "outage", more_yaml="http: {port: 0}\n")
+        run = prepare_run(broker.bootstrap, topic, tmp_path, "outage")
         service = services(run.config_path, "outage-1")
         service.start()
         clients = KafkaClients(broker.bootstrap)

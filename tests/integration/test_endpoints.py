@@ -39,7 +39,7 @@ def test_metrics_count_what_was_sent_and_the_probes_answer(
     tmp_path: Path,
 ) -> None:
     topic = new_topic(partitions=2)
-    run = prepare_run(bootstrap_servers, topic, tmp_path, "http", more_yaml="http: {port: 0}\n")
+    run = prepare_run(bootstrap_servers, topic, tmp_path, "http")
     events = stream(models=3, per_model=2000, seed=8)
     producer = kafka_clients.producer()
     for model, value in events:

@@ -85,6 +85,7 @@ def config_text(
             "state": topics.state,
         },
         "processing": {"guarantee": guarantee, "commit_interval_ms": 200},
+        "http": {"port": 0},  # several services may run at once
         "logging": {"summary_interval_s": 60},
     }
     for section, values in (extra or {}).items():
