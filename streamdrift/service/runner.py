@@ -824,6 +824,10 @@ class DriftService:
             except StreamdriftError as exc:
                 self.log.warning("could not checkpoint on revocation; rolling back", error=str(exc))
                 self._rollback()
+            # Not restored yet, and no longer ours until the next assignment says so: restoring them now
+            # would make blocking consumer calls (committed offsets, seeks) in the middle of the rejoin,
+            # which can leave kafka-python's rejoin waiting for good.
+            self.restoring -= revoked
         self.log.info("partitions revoked", partitions=sorted(str(tp) for tp in revoked))
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
