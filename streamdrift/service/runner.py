@@ -551,7 +551,7 @@ class DriftService:
         """Per fetched batch (never per record): the metrics of what was read."""
         topic = partition.topic
         self.events_by_topic[topic] += len(records)
-        self.bytes_by_topic[topic] += sum(record.serialized_value_size for record in records)
+        self.bytes_by_topic[topic] += sum(max(0, record.serialized_value_size) for record in records)
         newest = records[-1]
         self.positions[partition] = newest.offset + 1
         if newest.timestamp >= 0:
