@@ -163,6 +163,10 @@ class DriftService:
         self.broker_answering = True
         self.was_ready = False
         self.readiness_checked_at = 0.0
+        # When the rebalance in progress began (a revocation not yet followed by an assignment). kafka-python
+        # has been seen to leave a rejoin waiting for good; past this long the member joins afresh.
+        self.rebalance_started_at: float | None = None
+        self.rebalance_stuck_after_s = max(10.0, config.processing.session_timeout_ms / 1000)
         # Published for the HTTP thread (see endpoints.py): plain counters and a heartbeat.
         self.loop_alive_at = time.monotonic()
         self.events_by_topic: Counter[str] = Counter()
@@ -398,6 +402,7 @@ class DriftService:
                         self._checkpoint()
                         self._measure_lag()
                         last_commit = now
+                self._unstick_rebalance(now)
                 failures = 0
                 self._check_readiness(now)
             except CheckpointRefused as exc:
@@ -459,6 +464,20 @@ class DriftService:
             detectors_restarted=restarted,
             applied_at=applied_at,
         )
+
+    def _unstick_rebalance(self, now: float) -> None:
+        """Join the group afresh when a rebalance has not completed for `rebalance_stuck_after_s`."""
+        started = self.rebalance_started_at
+        if started is None or now - started < self.rebalance_stuck_after_s:
+            return
+        self.log.warning(
+            "the rebalance has not completed; joining the group again", waited_s=round(now - started, 1)
+        )
+        self.totals["rebalances_restarted"] += 1
+        with self.lock:
+            assert self.listener is not None
+            rejoin_group(self.consumer, self.subscription, self.listener)
+            self.rebalance_started_at = now
 
     def _rejoin(self, refused: CheckpointRefused) -> None:
         """The group moved on without us (an eviction after a stall, a rebalance we missed): the interval
@@ -828,10 +847,12 @@ class DriftService:
             # would make blocking consumer calls (committed offsets, seeks) in the middle of the rejoin,
             # which can leave kafka-python's rejoin waiting for good.
             self.restoring -= revoked
+            self.rebalance_started_at = time.monotonic()
         self.log.info("partitions revoked", partitions=sorted(str(tp) for tp in revoked))
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
         with self.lock:
+            self.rebalance_started_at = None
             for tp in (self.owned | self.restoring) - assigned:
                 self._drop_partition_models(tp)
                 self.pending.pop(tp, None)
@@ -877,6 +898,7 @@ class DriftService:
             "rejected_snapshots": dict(self.state.rejected),
             "transactions_aborted": self.totals["transactions_aborted"],
             "models_in_two_partitions": self.totals["model_in_two_partitions"],
+            "rebalances_restarted": self.totals["rebalances_restarted"],
         }
 
 
