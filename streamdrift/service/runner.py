@@ -181,11 +181,11 @@ class DriftService:
 
     @property
     def ready(self) -> bool:
-        """Partitions assigned, every one of them restored, and the group coordinator answering."""
-        return bool(self.owned) and not self.restoring and self.broker_answering
+        return self.readiness()[0]
 
     def readiness(self) -> tuple[bool, str]:
-        """/readyz: ready, or why not (callable from any thread)."""
+        """Ready (partitions assigned, every one restored, the broker answering, the loop not stuck in a
+        call), or why not. Read by /readyz from any thread."""
         if self.restoring:
             return False, f"restoring the state of {len(self.restoring)} partitions"
         blocked = time.monotonic() - self.loop_alive_at
@@ -212,9 +212,8 @@ class DriftService:
         self.broker_answering = (
             seconds_since_heartbeat(self.consumer) <= HEARTBEAT_SILENCE_S or not self.owned
         )
-        ready = self.ready
+        ready, reason = self.readiness()
         if ready != self.was_ready:
-            reason = "ok" if ready else ("broker not answering" if not self.broker_answering else "restoring")
             self.log.info("ready" if ready else "not ready", reason=reason)
             self.was_ready = ready
 
@@ -475,9 +474,12 @@ class DriftService:
         )
         self.totals["rebalances_restarted"] += 1
         with self.lock:
-            assert self.listener is not None
-            rejoin_group(self.consumer, self.subscription, self.listener)
+            self._join_again()
             self.rebalance_started_at = now
+
+    def _join_again(self) -> None:
+        assert self.listener is not None
+        rejoin_group(self.consumer, self.subscription, self.listener)
 
     def _rejoin(self, refused: CheckpointRefused) -> None:
         """The group moved on without us (an eviction after a stall, a rebalance we missed): the interval
@@ -491,8 +493,7 @@ class DriftService:
             "checkpoint refused; rejoining the group and redoing the interval", error=str(refused)
         )
         with self.lock:
-            assert self.listener is not None
-            rejoin_group(self.consumer, self.subscription, self.listener)
+            self._join_again()
             # Models were dropped by the rollback; the next assignment restores them.
             self.owned.clear()
             self.restoring.clear()

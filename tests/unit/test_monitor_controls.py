@@ -5,6 +5,7 @@ config applied to live models. Expected detections come from River run on the sa
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 from river.drift import ADWIN, PageHinkley
@@ -26,14 +27,18 @@ def shifting(seed: int, length: int = 6000, every: int = 400) -> list[float]:
     return [float(rng.normal(3.0 * ((i // every) % 2), 1.0)) for i in range(length)]
 
 
-def river_drifts(values: list[float]) -> list[int]:
-    detector = ADWIN()
+def drift_indices(detector: Any, values: list[float]) -> list[int]:
+    """Where River's own detector, fed these values, sets drift_detected."""
     found = []
     for i, value in enumerate(values):
         detector.update(value)
         if detector.drift_detected:
             found.append(i)
     return found
+
+
+def river_drifts(values: list[float]) -> list[int]:
+    return drift_indices(ADWIN(), values)
 
 
 def features_only(**feature_policy: object) -> Policies:
@@ -163,13 +168,7 @@ def test_reconfigure_restarts_only_the_detectors_whose_settings_changed() -> Non
 
 
 def river_page_hinkley(values: list[float], threshold: float) -> list[int]:
-    detector = PageHinkley(threshold=threshold)
-    found = []
-    for i, value in enumerate(values):
-        detector.update(value)
-        if detector.drift_detected:
-            found.append(i)
-    return found
+    return drift_indices(PageHinkley(threshold=threshold), values)
 
 
 def standardized_policies(standardize: Standardize, threshold: float = 8.0) -> Policies:
