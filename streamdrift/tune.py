@@ -239,8 +239,10 @@ def _signals_present(monitor: Monitor) -> list[str]:
     """The signals the monitor met in the reference, whether or not they were enabled."""
     found: dict[str, None] = {}
     for model in monitor.models.values():
-        for name in model.features:
+        for name, watch in model.features.items():
             found[f"feature:{name}"] = found[f"missing:{name}"] = None
+            for category in watch.categories:
+                found[f"category:{name}={category}"] = None
         for label in model.classes:
             found[f"prediction:{label}"] = None
         for kind in model.tracks:

@@ -8,8 +8,11 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from streamdrift.core.categorical import CategoricalPolicy
 from streamdrift.core.detectors import DETECTOR_KINDS, DetectorSpec, check_params
 from streamdrift.core.event import EventFields, EventLimits
+from streamdrift.core.labels import LabelPolicy
+from streamdrift.core.lifecycle import ModelAlertPolicy
 from streamdrift.core.monitor import MonitorLimits
 from streamdrift.core.plan import (
     SIGNAL_KINDS,
@@ -20,6 +23,7 @@ from streamdrift.core.plan import (
     SignalKind,
     SignalPolicy,
 )
+from streamdrift.core.quality import Range, RangePolicy
 from streamdrift.core.scaling import Standardize
 
 DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
@@ -90,6 +94,11 @@ class TopicSettings(Strict):
     state: str = "streamdrift-state"
     repartition: str | None = Field(
         None, description="internal topic of processing.repartition (default: <group_id>-repartition)"
+    )
+    labels: str | None = Field(
+        None,
+        description="topic of late labels {event_id, label, model_id}, keyed by model_id and co-partitioned "
+        "with the input; joined to earlier predictions by event_id (none: inline labels only)",
     )
     replication_factor: int = Field(1, ge=1, description="for topics streamdrift creates")
 
@@ -233,6 +242,9 @@ class SignalSettings(Strict):
     standardize: StandardizeSettings | None = Field(
         None, description="feed (x - mean) / std, so thresholds mean the same at every scale"
     )
+    resolve_after: int = Field(
+        1000, ge=0, description="values without a drift after which an episode is resolved (0: no episodes)"
+    )
 
     @model_validator(mode="after")
     def _standardize_numeric(self) -> SignalSettings:
@@ -243,6 +255,7 @@ class SignalSettings(Strict):
         return SignalPolicy(
             enabled=self.enabled, detector=self.detector.spec(), cooldown=self.cooldown,
             cooldown_s=self.cooldown_s, standardize=self.standardize.spec() if self.standardize else None,
+            resolve_after=self.resolve_after,
         )  # fmt: skip
 
 
@@ -252,6 +265,7 @@ class SignalOverride(Strict):
     cooldown: int | None = Field(None, ge=0)
     cooldown_s: float | None = Field(None, ge=0)
     standardize: StandardizeSettings | None = None
+    resolve_after: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _standardize_numeric(self) -> SignalOverride:
@@ -265,6 +279,7 @@ class SignalOverride(Strict):
             cooldown=self.cooldown,
             cooldown_s=self.cooldown_s,
             standardize=self.standardize.spec() if self.standardize else None,
+            resolve_after=self.resolve_after,
         )
 
 
@@ -274,6 +289,17 @@ class DefaultSettings(Strict):
     score: SignalSettings = SignalSettings()
     error: SignalSettings = SignalSettings()
     missing: SignalSettings = SignalSettings()
+    categorical: SignalSettings = Field(
+        SignalSettings(), description="the 0/1 stream of each frequent category of a categorical feature"
+    )
+    type_mismatch: SignalSettings = Field(
+        SignalSettings(), description="quality:type_mismatch, 1 for an event with a value of the wrong type"
+    )
+    out_of_range: SignalSettings = Field(
+        SignalSettings(enabled=False),
+        description="quality:out_of_range, 1 for an event with a value out of its bounds (quality.ranges, "
+        "or learned); off by default: a shifted feature already alerts on feature:<name>",
+    )
 
 
 class ModelSettings(Strict):
@@ -283,6 +309,9 @@ class ModelSettings(Strict):
     score: SignalOverride | None = None
     error: SignalOverride | None = None
     missing: SignalOverride | None = None
+    categorical: SignalOverride | None = None
+    type_mismatch: SignalOverride | None = None
+    out_of_range: SignalOverride | None = None
 
     def rule(self) -> ModelRule:
         signals: dict[SignalKind, PolicyOverride] = {}
@@ -308,6 +337,80 @@ class MuteSettings(Strict):
     def mute(self) -> Mute:
         until_ms = None if self.until is None else round(self.until.timestamp() * 1000)
         return Mute(model=self.model, signal=self.signal, until_ms=until_ms)
+
+
+class CategoricalSettings(Strict):
+    """Features whose values are strings: which categories get a stream, and which values are new."""
+
+    top_k: int = Field(5, ge=1, description="the most frequent categories of the warm-up get a stream each")
+    warmup: int = Field(1000, ge=1, description="values counted before the streams start")
+    max_categories: int = Field(
+        1000, ge=1, description="distinct values remembered per feature; more turns new-category alerts off"
+    )
+    new_category: bool = Field(True, description="one alert per category first seen after the warm-up")
+
+    def policy(self) -> CategoricalPolicy:
+        return CategoricalPolicy(**self.model_dump())
+
+
+class RangeSettings(Strict):
+    model: str = Field("*", description="glob on model_id")
+    feature: str = Field(description="glob on the feature name")
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSettings:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class QualitySettings(Strict):
+    """Bounds for quality:out_of_range: given per feature, or learned from each feature's first values."""
+
+    warmup: int = Field(1000, ge=1, description="values a feature's bounds are learned from")
+    margin: float = Field(
+        0.1, ge=0, description="learned bounds are widened by this fraction of the warm-up's range"
+    )
+    ranges: list[RangeSettings] = Field(default_factory=list, description="given bounds; the last match wins")
+
+    def policy(self) -> RangePolicy:
+        ranges = tuple(Range(model=r.model, feature=r.feature, low=r.min, high=r.max) for r in self.ranges)
+        return RangePolicy(warmup=self.warmup, margin=self.margin, ranges=ranges)
+
+
+class ModelAlertSettings(Strict):
+    """One `model` alert when at least min_signals distinct signals drift within a window of events."""
+
+    enabled: bool = True
+    min_signals: int = Field(3, ge=1)
+    window: int = Field(500, ge=1, description="events of the model, from the window's first drift")
+    signals: list[str] = Field(
+        ["feature:*", "category:*"], min_length=1, description="globs of the signals that count"
+    )
+
+    def policy(self) -> ModelAlertPolicy:
+        return ModelAlertPolicy(
+            enabled=self.enabled,
+            min_signals=self.min_signals,
+            window=self.window,
+            signals=tuple(self.signals),
+        )
+
+
+class LabelSettings(Strict):
+    """The join of topics.labels with earlier predictions (per model, by event_id)."""
+
+    ttl_s: float = Field(
+        86_400, gt=0, description="record time a prediction waits for its label before it expires"
+    )
+    max_pending_per_model: int = Field(
+        10_000, ge=1, description="predictions waiting per model (and labels waiting for a prediction)"
+    )
+
+    def policy(self) -> LabelPolicy:
+        return LabelPolicy(ttl_ms=round(self.ttl_s * 1000), max_pending=self.max_pending_per_model)
 
 
 class HttpSettings(Strict):
@@ -340,6 +443,10 @@ class StreamdriftConfig(Strict):
     defaults: DefaultSettings = DefaultSettings()
     models: list[ModelSettings] = Field(default_factory=list)
     mute: list[MuteSettings] = Field(default_factory=list)
+    categorical: CategoricalSettings = CategoricalSettings()
+    quality: QualitySettings = QualitySettings()
+    model_alerts: ModelAlertSettings = ModelAlertSettings()
+    labels: LabelSettings = LabelSettings()
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
     # Set by the loader from the file's bytes, so alerts name the config that produced them.
@@ -354,6 +461,10 @@ class StreamdriftConfig(Strict):
             defaults=defaults,
             rules=tuple(model.rule() for model in self.models),
             mutes=tuple(entry.mute() for entry in self.mute),
+            categorical=self.categorical.policy(),
+            ranges=self.quality.policy(),
+            model_alerts=self.model_alerts.policy(),
+            labels=None if self.topics.labels is None else self.labels.policy(),
         )
 
     def event_fields(self) -> EventFields:

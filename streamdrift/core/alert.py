@@ -1,8 +1,10 @@
-"""The alert record: what every subscriber of the alerts topic reads. Schema `streamdrift.alert/v1`.
+"""The alert record: what every subscriber of the alerts topic reads. Schema `streamdrift.alert/v2`.
 
-The JSON Schema ships as `streamdrift/schemas/alert.schema.json`. Everything in an alert derives from the
-input stream and the config, never from a clock, so the same detection always yields the same bytes and the
-same `alert_id` — subscribers de-duplicate on it.
+The JSON Schema ships as `streamdrift/schemas/alert.schema.json`. v2 added `episode_id`, the `resolved` level,
+the `model` signal with its `signals` list, and the `new_category` detector (README: "Alert lifecycle").
+
+Everything in an alert derives from the input stream and the config, never from a clock, so the same detection
+always yields the same bytes and the same `alert_id` — subscribers de-duplicate on it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any, Final, Literal
 
 import orjson
 
-ALERT_SCHEMA: Final = "streamdrift.alert/v1"
+ALERT_SCHEMA: Final = "streamdrift.alert/v2"
 SCHEMA_HEADER: Final = "streamdrift.schema"
 
-AlertLevel = Literal["drift", "warning"]
+AlertLevel = Literal["drift", "warning", "resolved"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +48,10 @@ class DriftAlert:
     stats: dict[str, Any]
     event_time_ms: int | None
     config_version: str
+    # The drift episode this alert belongs to: the alert_id of the drift that opened it (None for a warning
+    # outside any episode).
+    episode_id: str | None = None
+    signals: tuple[str, ...] | None = None  # a model-level alert: the drifting signals it groups
 
     def to_dict(self) -> dict[str, Any]:
         source = self.source
@@ -69,6 +75,8 @@ class DriftAlert:
             # The record time of the triggering event: deterministic, unlike a wall clock.
             "detected_at": format_time(source.timestamp_ms),
             "config_version": self.config_version,
+            "episode_id": self.episode_id,
+            **({} if self.signals is None else {"signals": list(self.signals)}),
         }
 
     def to_json(self) -> bytes:

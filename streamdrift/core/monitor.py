@@ -1,15 +1,24 @@
 """Per-model signals and detectors: one event in, the alerts it triggers out.
 
-Signals of a model (DESIGN §3):
+Signals of a model (DESIGN §3, README "Signals"):
 
-- `feature:<name>`  numeric and bool features (bools as 0/1);
-- `missing:<name>`  1 when a feature this model has sent before is absent or null, else 0;
-- `prediction`      a numeric prediction, or `prediction:<class>` (one 0/1 stream per class) for labels;
-- `score`           the model's score;
-- `error`           when a label is present: |prediction - label| for numbers, 0/1 for classes.
+- `feature:<name>`            numeric and bool features (bools as 0/1);
+- `category:<name>=<value>`   a categorical feature: one 0/1 stream per frequent category, and `=_other`;
+- `new_category:<name>`       one alert per category first seen after the warm-up (categorical.py);
+- `missing:<name>`            1 when a feature this model has sent before is absent or null, else 0;
+- `quality:type_mismatch`     1 for an event with a value of the wrong type for its feature, else 0;
+- `quality:out_of_range`      1 for an event with a numeric value outside its feature's bounds (quality.py);
+- `prediction`                a numeric prediction, or `prediction:<class>` (one 0/1 stream per class);
+- `score`                     the model's score;
+- `error`                     when a label is known: |prediction - label| for numbers, 0/1 for classes;
+                              with a labels topic, in prediction order once the label has arrived (labels.py);
+- `model`                     a model-level alert grouping drifting signals (lifecycle.py).
 
 A value that cannot reach a detector (NaN, infinity, text where a number belongs, a non-0/1 value for a binary
 detector) is skipped for that signal and counted by reason: one NaN fed to River's ADWIN disables it for good.
+
+`live=False` marks an event whose alerts were published before (a restored partition being brought up to
+date): its detectors are updated, its alerts are not returned.
 """
 
 from __future__ import annotations
@@ -21,16 +30,32 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from streamdrift.core.alert import AlertLevel, DriftAlert, RecordSource, alert_id
-from streamdrift.core.detectors import DRIFT, NO_CHANGE, Detector
+from streamdrift.core.categorical import OTHER, CategoryProfile
+from streamdrift.core.detectors import DRIFT, NO_CHANGE
 from streamdrift.core.event import InferenceEvent, Scalar
-from streamdrift.core.plan import ModelPlan, Policies, SignalPolicy
-from streamdrift.core.scaling import Scaler
+from streamdrift.core.labels import Awaiting
+from streamdrift.core.plan import Policies
+from streamdrift.core.quality import FeatureRange
+from streamdrift.core.tracks import (
+    CATEGORICAL,
+    NUMERIC,
+    UNSETTLED,
+    FeatureWatch,
+    ModelMonitor,
+    SignalTrack,
+    export_model,
+    restore_model,
+)
 
 # Skip reasons: metric labels, part of the documented contract.
 NON_FINITE: Final = "non_finite"
 NON_NUMERIC: Final = "non_numeric"
 NOT_BINARY: Final = "not_binary"
 TOO_MANY_SIGNALS: Final = "too_many_signals"
+TYPE_MISMATCH: Final = "type_mismatch"
+
+TYPE_MISMATCH_SIGNAL: Final = "quality:type_mismatch"
+OUT_OF_RANGE_SIGNAL: Final = "quality:out_of_range"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,83 +66,12 @@ class MonitorLimits:
     max_classes_per_model: int = 100
 
 
-class SignalTrack:
-    """One signal of one model: its detector, and the cooldown that gates its alerts."""
-
-    __slots__ = (
-        "cooldown", "cooldown_ms", "detector", "name", "quiet_until", "quiet_until_ms", "scaler", "seen",
-    )  # fmt: skip
-
-    def __init__(self, name: str, policy: SignalPolicy, model_id: str) -> None:
-        self.name = name
-        self.detector = Detector(policy.detector, seed_key=f"{model_id}/{name}")
-        self.scaler = None if policy.standardize is None else Scaler(policy.standardize)
-        self.cooldown = policy.cooldown
-        self.cooldown_ms = round(policy.cooldown_s * 1000)
-        self.seen = 0
-        self.quiet_until = 0  # alerts are suppressed while seen <= quiet_until
-        self.quiet_until_ms = 0  # ... and while the record time is before this
-
-    def export(self) -> tuple[Any, ...]:
-        spec = self.detector.spec
-        scaler = self.scaler
-        return (
-            spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export(), self.quiet_until_ms,
-            None if scaler is None else scaler.export(), None if scaler is None else scaler.spec.key(),
-        )  # fmt: skip
-
-    def restore(self, saved: tuple[Any, ...]) -> bool:
-        """Take over a saved detector if it was built with this track's settings; False when they changed.
-
-        The cooldown counters carry over either way: a changed cooldown applies from the next drift. A
-        changed standardisation changes what the detector sees, so it starts fresh then too.
-        """
-        detector_type, params, seen, quiet_until, observations, in_warning, river_detector = saved[:7]
-        self.seen, self.quiet_until = seen, quiet_until
-        # Fields added later are absent from older snapshots.
-        self.quiet_until_ms = saved[7] if len(saved) > 7 else 0
-        scaler_state, standardize = (saved[8], saved[9]) if len(saved) > 9 else (None, None)
-        spec = self.detector.spec
-        if (detector_type, tuple(params)) != (spec.type, spec.params):
-            return False
-        scaler = self.scaler
-        wanted = None if scaler is None else scaler.spec.key()
-        if wanted != (None if standardize is None else tuple(standardize)):
-            return False
-        if scaler is not None and scaler_state is not None:
-            scaler.restore(tuple(scaler_state))
-        self.detector = Detector.restored(spec, observations, in_warning, river_detector)
-        return True
-
-
-class ModelMonitor:
-    """Everything streamdrift holds for one model."""
-
-    __slots__ = ("classes", "detectors", "features", "model_id", "plan", "tracks")
-
-    def __init__(self, model_id: str, plan: ModelPlan) -> None:
-        self.model_id = model_id
-        self.plan = plan
-        # name -> the feature's track and its missing-value track (None when that signal is disabled)
-        self.features: dict[str, tuple[SignalTrack | None, SignalTrack | None]] = {}
-        self.classes: dict[str, SignalTrack | None] = {}
-        self.tracks: dict[str, SignalTrack | None] = {}
-        self.detectors = 0  # tracks made: read by the metrics thread without walking the dicts above
-
-    def track(self, name: str, policy: SignalPolicy) -> SignalTrack | None:
-        if not policy.enabled:
-            return None
-        self.detectors += 1
-        return SignalTrack(name, policy, self.model_id)
-
-
 class Monitor:
     """The detection core. Feed it events in order; it returns the alerts each one triggers.
 
     Deterministic: the same events in the same order give the same alerts, byte for byte.
 
     >>> monitor = Monitor(Policies(), config_version="v0")
-    >>> from streamdrift.core.event import InferenceEvent
     >>> alerts = [
     ...     monitor.process(InferenceEvent(model_id="m", features={"x": float(i >= 500)}),
     ...                     RecordSource(offset=i))
@@ -136,6 +90,8 @@ class Monitor:
         self.models: dict[str, ModelMonitor] = {}
         self.skipped: Counter[str] = Counter()  # values skipped, by reason
         self.suppressed: Counter[str] = Counter()  # alerts suppressed, by reason
+        self.labels: Counter[str] = Counter()  # the late-label join's outcomes (labels.py)
+        self.label_delays_ms: list[int] = []  # delays of joined labels; the caller drains it
         self.dirty: set[str] = set()  # models changed since the caller last cleared this (checkpoints)
         # Called with (model_id, signal, index of the value in the signal's stream, value, detector level:
         # NO_CHANGE, WARNING or DRIFT) for every value fed to a detector. For offline tools (replay reports);
@@ -148,26 +104,43 @@ class Monitor:
             model = self.models[model_id] = ModelMonitor(model_id, self.policies.plan_for(model_id))
         return model
 
-    def process(self, event: InferenceEvent, source: RecordSource) -> list[DriftAlert]:
+    def process(self, event: InferenceEvent, source: RecordSource, *, live: bool = True) -> list[DriftAlert]:
         model = self.model(event.model_id)
         self.dirty.add(event.model_id)
+        model.events += 1
         alerts: list[DriftAlert] = []
-        self._features(model, event, source, alerts)
-        self._outputs(model, event, source, alerts)
+        out = alerts if live else []
+        self._features(model, event, source, out)
+        self._outputs(model, event, source, out, live)
+        if model.window.opened_at is not None:
+            self._close_window(model, event, source, out)
         return alerts
+
+    def label(
+        self, model_id: str, event_id: str, label: Scalar, source: RecordSource, *, live: bool = True
+    ) -> list[DriftAlert]:
+        """A late label (from the labels topic) for an earlier prediction of this model."""
+        model = self.model(model_id)
+        join = model.join
+        if join is None:
+            raise ValueError("late labels need a labels policy (Policies.labels)")
+        self.dirty.add(model_id)
+        join.position = source.offset + 1
+        delay = join.label(event_id, label, source.timestamp_ms, live, self.labels)
+        if delay is not None:
+            self.label_delays_ms.append(delay)
+        alerts: list[DriftAlert] = []
+        self._errors(model, join.release(live), alerts)
+        return alerts
+
+    def label_position(self, model_id: str) -> int | None:
+        """The next labels-topic offset a model's state reflects (None: no late label yet)."""
+        model = self.models.get(model_id)
+        return None if model is None or model.join is None else model.join.position
 
     def export_model(self, model_id: str) -> dict[str, Any]:
         """A model's state as plain containers around River's objects: the body of a snapshot."""
-        model = self.models[model_id]
-
-        def saved(track: SignalTrack | None) -> tuple[Any, ...] | None:
-            return None if track is None else track.export()
-
-        return {
-            "features": [(name, saved(f), saved(m)) for name, (f, m) in model.features.items()],
-            "classes": [(label, saved(track)) for label, track in model.classes.items()],
-            "tracks": [(kind, saved(track)) for kind, track in model.tracks.items()],
-        }
+        return export_model(self.models[model_id])
 
     def restore_model(self, model_id: str, state: dict[str, Any]) -> int:
         """Rebuild a model from `export_model`'s output under the current config.
@@ -175,27 +148,7 @@ class Monitor:
         Signals whose detector settings differ from the saved ones start fresh; returns how many did.
         """
         self.models.pop(model_id, None)
-        model = self.model(model_id)
-        plan = model.plan
-        fresh = 0
-
-        def rebuilt(name: str, policy: SignalPolicy, saved: tuple[Any, ...] | None) -> SignalTrack | None:
-            nonlocal fresh
-            track = model.track(name, policy)
-            if track is not None and saved is not None and not track.restore(saved):
-                fresh += 1
-            return track
-
-        for name, feature, missing in state["features"]:
-            model.features[name] = (
-                rebuilt(f"feature:{name}", plan.feature(name), feature),
-                rebuilt(f"missing:{name}", plan.signal("missing"), missing),
-            )
-        for label, saved in state["classes"]:
-            model.classes[label] = rebuilt(f"prediction:{label}", plan.signal("prediction"), saved)
-        for kind, saved in state["tracks"]:
-            model.tracks[kind] = rebuilt(kind, plan.signal(kind), saved)
-        return fresh
+        return restore_model(self.model(model_id), state)
 
     def reconfigure(self, policies: Policies, *, config_version: str) -> int:
         """Apply new policies to every model: a signal whose detector settings changed starts fresh, every
@@ -218,6 +171,8 @@ class Monitor:
         self.models.pop(model_id, None)
         self.dirty.discard(model_id)
 
+    # ---- inputs ----------------------------------------------------------------------------------
+
     def _features(
         self, model: ModelMonitor, event: InferenceEvent, source: RecordSource, alerts: list[DriftAlert]
     ) -> None:
@@ -228,49 +183,159 @@ class Monitor:
                 if len(known) >= self.limits.max_features_per_model:
                     self.skipped[TOO_MANY_SIGNALS] += 1
                     continue
-                plan = model.plan
-                known[name] = (
-                    model.track(f"feature:{name}", plan.feature(name)),
-                    model.track(f"missing:{name}", plan.signal("missing")),
-                )
-        for name, (feature_track, missing_track) in known.items():
+                known[name] = FeatureWatch(model.track(f"missing:{name}", model.plan.signal("missing")))
+        mismatch = checked = outside = False
+        feed = self._feed
+        for name, watch in known.items():
             raw = values.get(name)
-            if missing_track is not None:
-                self._feed(model, missing_track, 1.0 if raw is None else 0.0, event, source, alerts)
-            if feature_track is not None and raw is not None:
+            if watch.missing is not None:
+                feed(model, watch.missing, 1.0 if raw is None else 0.0, event, source, alerts)
+            if raw is None:
+                continue
+            kind = watch.kind
+            if kind == UNSETTLED:
+                kind = self._settle(model, name, watch, raw)
+            if kind == NUMERIC:
+                if type(raw) is str:
+                    mismatch = True
+                    self.skipped[TYPE_MISMATCH] += 1
+                    continue
                 value = self._number(raw)
-                if value is not None:
-                    self._feed(model, feature_track, value, event, source, alerts)
+                if value is None:
+                    continue
+                if watch.bounds is not None:
+                    out = watch.bounds.outside(value)
+                    if out is not None:
+                        checked = True
+                        outside = outside or out
+                if watch.numeric is not None:
+                    feed(model, watch.numeric, value, event, source, alerts)
+            elif type(raw) is str:
+                self._category(model, name, watch, raw, event, source, alerts)
+            else:
+                mismatch = True
+                self.skipped[TYPE_MISMATCH] += 1
+        if known:
+            track = model.named(TYPE_MISMATCH_SIGNAL, "type_mismatch")
+            if track is not None:
+                feed(model, track, 1.0 if mismatch else 0.0, event, source, alerts)
+        if checked:
+            track = model.named(OUT_OF_RANGE_SIGNAL, "out_of_range")
+            if track is not None:
+                feed(model, track, 1.0 if outside else 0.0, event, source, alerts)
+
+    def _settle(self, model: ModelMonitor, name: str, watch: FeatureWatch, raw: Scalar) -> int:
+        """A feature's first non-null value fixes its type, and so its signals."""
+        plan, policies = model.plan, self.policies
+        if type(raw) is str:
+            watch.kind = CATEGORICAL
+            watch.profile = CategoryProfile(policies.categorical)
+        else:
+            watch.kind = NUMERIC
+            watch.numeric = model.track(f"feature:{name}", plan.feature(name))
+            if plan.signal("out_of_range").enabled:
+                watch.bounds = FeatureRange(policies.ranges, policies.ranges.given(model.model_id, name))
+        return watch.kind
+
+    def _category(
+        self,
+        model: ModelMonitor,
+        name: str,
+        watch: FeatureWatch,
+        value: str,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+    ) -> None:
+        profile = watch.profile
+        assert profile is not None
+        if profile.warming_up:
+            if profile.learn(value):  # the warm-up is over: the frequent categories get their streams
+                policy = model.plan.signal("categorical")
+                for category in profile.top:
+                    watch.categories[category] = model.track(f"category:{name}={category}", policy)
+                watch.other = model.track(f"category:{name}={OTHER}", policy)
+            return
+        if self.policies.categorical.new_category and profile.is_new(value):
+            self._new_category(model, name, value, profile, event, source, alerts)
+        feed = self._feed
+        for category, track in watch.categories.items():
+            if track is not None:
+                feed(model, track, 1.0 if category == value else 0.0, event, source, alerts)
+        if watch.other is not None:
+            feed(model, watch.other, 0.0 if value in watch.categories else 1.0, event, source, alerts)
 
     def _outputs(
-        self, model: ModelMonitor, event: InferenceEvent, source: RecordSource, alerts: list[DriftAlert]
+        self,
+        model: ModelMonitor,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+        live: bool,
     ) -> None:
         prediction = event.prediction
         if prediction is not None:
             if isinstance(prediction, str):
                 self._classes(model, prediction, event, source, alerts)
             else:
-                track = self._named(model, "prediction")
+                track = model.named("prediction", "prediction")
                 value = self._number(prediction) if track is not None else None
                 if track is not None and value is not None:
                     self._feed(model, track, value, event, source, alerts)
         if event.score is not None:
-            track = self._named(model, "score")
+            track = model.named("score", "score")
             value = self._number(event.score) if track is not None else None
             if track is not None and value is not None:
                 self._feed(model, track, value, event, source, alerts)
-        if event.label is not None and prediction is not None:
-            track = self._named(model, "error")
-            if track is not None:
-                error = self._error(prediction, event.label)
-                if error is not None:
-                    self._feed(model, track, error, event, source, alerts)
+        if prediction is None:
+            return
+        join = model.join
+        if join is not None:
+            join.predict(
+                event.event_id, prediction, event.label, source, event.model_version, event.timestamp_ms,
+                live, self.labels,
+            )  # fmt: skip
+            self._errors(model, join.release(live), alerts if live else None)
+        elif event.label is not None:
+            self._error(model, prediction, event.label, event, source, alerts)
 
-    def _named(self, model: ModelMonitor, kind: str) -> SignalTrack | None:
-        tracks = model.tracks
-        if kind not in tracks:
-            tracks[kind] = model.track(kind, model.plan.signal(kind))  # type: ignore[arg-type]
-        return tracks[kind]
+    def _errors(self, model: ModelMonitor, released: list[Awaiting], alerts: list[DriftAlert] | None) -> None:
+        """Feed the predictions the join released, in prediction order; only live ones may alert."""
+        for entry in released:
+            event = InferenceEvent(
+                model_id=model.model_id, model_version=entry.model_version, timestamp_ms=entry.event_ms,
+                features={}, prediction=entry.prediction, label=entry.label,
+            )  # fmt: skip
+            out = alerts if alerts is not None and entry.live else []
+            self._error(model, entry.prediction, entry.label, event, entry.source, out)
+
+    def _error(
+        self,
+        model: ModelMonitor,
+        prediction: Scalar,
+        label: Scalar,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+    ) -> None:
+        track = model.named("error", "error")
+        if track is None:
+            return
+        numeric = (int, float)
+        if (
+            isinstance(prediction, numeric)
+            and isinstance(label, numeric)
+            and not isinstance(prediction, bool)
+            and not isinstance(label, bool)
+        ):
+            error = abs(prediction - label)
+            if not math.isfinite(error):
+                self.skipped[NON_FINITE] += 1
+                return
+            value = float(error)
+        else:
+            value = 0.0 if prediction == label else 1.0
+        self._feed(model, track, value, event, source, alerts)
 
     def _classes(
         self,
@@ -290,21 +355,6 @@ class Monitor:
             if track is not None:
                 self._feed(model, track, 1.0 if label == prediction else 0.0, event, source, alerts)
 
-    def _error(self, prediction: Scalar, label: Scalar) -> float | None:
-        numeric = (int, float)
-        if (
-            isinstance(prediction, numeric)
-            and isinstance(label, numeric)
-            and not isinstance(prediction, bool)
-            and not isinstance(label, bool)
-        ):
-            error = abs(prediction - label)
-            if math.isfinite(error):
-                return float(error)
-            self.skipped[NON_FINITE] += 1
-            return None
-        return 0.0 if prediction == label else 1.0
-
     def _number(self, raw: Scalar) -> float | None:
         if isinstance(raw, float):
             if math.isfinite(raw):
@@ -315,6 +365,8 @@ class Monitor:
             return float(raw)
         self.skipped[NON_NUMERIC] += 1
         return None
+
+    # ---- detection and alerts --------------------------------------------------------------------
 
     def _feed(
         self,
@@ -339,8 +391,16 @@ class Monitor:
         track.seen += 1
         if self.observer is not None:
             self.observer(model.model_id, track.name, track.seen - 1, value, level)
+        if level != DRIFT and track.episode is not None:
+            track.episode_quiet += 1
+            if track.episode_quiet >= track.resolve_after:
+                alerts.append(self._alert(model, track, "resolved", event, source, episode=track.episode))
+                track.episode = None
         if level == NO_CHANGE:
             return
+        if level == DRIFT and track.episode is not None:
+            track.episode_quiet = 0  # a drift joins the open episode, whether published or not
+            track.episode_drifts += 1
         # Record time, not the wall clock: a replay or a restart suppresses exactly what the live run did.
         at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
         if track.seen <= track.quiet_until or (at_ms is not None and at_ms < track.quiet_until_ms):
@@ -353,7 +413,16 @@ class Monitor:
         if self.policies.mutes and self.policies.muted(model.model_id, track.name, at_ms):
             self.suppressed["mute"] += 1  # a muted detection still starts its cooldown
             return
-        alerts.append(self._alert(model, track, "drift" if level == DRIFT else "warning", event, source))
+        if level != DRIFT:
+            alerts.append(self._alert(model, track, "warning", event, source, episode=track.episode))
+            return
+        alert = self._alert(model, track, "drift", event, source, episode=track.episode)
+        alerts.append(alert)
+        if track.episode is None and track.resolve_after > 0:
+            track.episode, track.episode_quiet, track.episode_drifts = alert.alert_id, 0, 1
+        model_alerts = self.policies.model_alerts
+        if model_alerts.enabled and model_alerts.watches(track.name):
+            model.window.add(track.name, model.events, source)
 
     def _alert(
         self,
@@ -362,10 +431,16 @@ class Monitor:
         level: AlertLevel,
         event: InferenceEvent,
         source: RecordSource,
+        *,
+        episode: str | None,
     ) -> DriftAlert:
         detector = track.detector
+        this_id = alert_id(model.model_id, track.name, level, source)
+        stats = detector.stats()
+        if level == "resolved":
+            stats = {**stats, "episode_drifts": track.episode_drifts, "quiet_values": track.episode_quiet}
         return DriftAlert(
-            alert_id=alert_id(model.model_id, track.name, level, source),
+            alert_id=this_id,
             level=level,
             model_id=model.model_id,
             model_version=event.model_version,
@@ -374,7 +449,87 @@ class Monitor:
             detector_params=detector.full_params(),
             source=source,
             observations=detector.observations,
-            stats=detector.stats(),
+            stats=stats,
             event_time_ms=event.timestamp_ms,
             config_version=self.config_version,
+            # A drift outside an episode opens one named after itself.
+            episode_id=episode if episode is not None or level != "drift" else this_id,
+        )
+
+    def _new_category(
+        self,
+        model: ModelMonitor,
+        name: str,
+        value: str,
+        profile: CategoryProfile,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+    ) -> None:
+        signal = f"new_category:{name}"
+        at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
+        if self.policies.mutes and self.policies.muted(model.model_id, signal, at_ms):
+            self.suppressed["mute"] += 1
+            return
+        policy = profile.policy
+        this_id = alert_id(model.model_id, signal, "drift", source)
+        alerts.append(
+            DriftAlert(
+                alert_id=this_id,
+                level="drift",
+                model_id=model.model_id,
+                model_version=event.model_version,
+                signal=signal,
+                detector_type="new_category",
+                detector_params={"warmup": policy.warmup, "max_categories": policy.max_categories},
+                source=source,
+                observations=profile.seen,
+                stats={"value": value, "known": len(profile.known or ())},
+                event_time_ms=event.timestamp_ms,
+                config_version=self.config_version,
+                episode_id=this_id,
+            )
+        )
+
+    def _close_window(
+        self, model: ModelMonitor, event: InferenceEvent, source: RecordSource, alerts: list[DriftAlert]
+    ) -> None:
+        """At the end of a model's window: one `model` alert if enough distinct signals drifted in it."""
+        window, policy = model.window, self.policies.model_alerts
+        closes_at = window.closes_at(policy.window)
+        if closes_at is None or model.events < closes_at:
+            return
+        signals, opened = tuple(window.signals), window.source
+        window.clear()
+        if len(signals) < policy.min_signals or opened is None:
+            return
+        at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
+        if self.policies.mutes and self.policies.muted(model.model_id, "model", at_ms):
+            self.suppressed["mute"] += 1
+            return
+        this_id = alert_id(model.model_id, "model", "drift", source)
+        alerts.append(
+            DriftAlert(
+                alert_id=this_id,
+                level="drift",
+                model_id=model.model_id,
+                model_version=event.model_version,
+                signal="model",
+                detector_type="model",
+                detector_params={"min_signals": policy.min_signals, "window": policy.window},
+                source=source,
+                observations=policy.window,
+                stats={
+                    "drifting": len(signals),
+                    "opened_at": {
+                        "topic": opened.topic,
+                        "partition": opened.partition,
+                        "offset": opened.offset,
+                    },
+                },
+                event_time_ms=event.timestamp_ms,
+                config_version=self.config_version,
+                episode_id=this_id,
+                signals=signals,
+            )
         )

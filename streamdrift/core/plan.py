@@ -13,11 +13,19 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Final, Literal
 
+from streamdrift.core.categorical import CategoricalPolicy
 from streamdrift.core.detectors import DetectorSpec
+from streamdrift.core.labels import LabelPolicy
+from streamdrift.core.lifecycle import ModelAlertPolicy
+from streamdrift.core.quality import RangePolicy
 from streamdrift.core.scaling import Standardize
 
-SignalKind = Literal["features", "prediction", "score", "error", "missing"]
-SIGNAL_KINDS: Final[tuple[SignalKind, ...]] = ("features", "prediction", "score", "error", "missing")
+SignalKind = Literal[
+    "features", "prediction", "score", "error", "missing", "categorical", "type_mismatch", "out_of_range"
+]
+SIGNAL_KINDS: Final[tuple[SignalKind, ...]] = (
+    "features", "prediction", "score", "error", "missing", "categorical", "type_mismatch", "out_of_range",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +37,15 @@ class SignalPolicy:
     cooldown: int = 0  # after a drift alert, this many further values of the signal cannot alert
     cooldown_s: float = 0.0  # ... nor values whose record time is less than this many seconds later
     standardize: Standardize | None = None  # scale-free thresholds (see scaling.py)
+    # An episode opened by a drift is resolved after this many further values without one (0: never).
+    resolve_after: int = 1000
+
+
+# A kind missing from `Policies.defaults` gets these. Out-of-range is opt-in: a shifted feature already
+# alerts on its own signal.
+DEFAULT_POLICIES: Final[Mapping[SignalKind, SignalPolicy]] = {
+    kind: SignalPolicy(enabled=kind != "out_of_range") for kind in SIGNAL_KINDS
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +57,7 @@ class PolicyOverride:
     cooldown: int | None = None
     cooldown_s: float | None = None
     standardize: Standardize | None = None
+    resolve_after: int | None = None
 
     def apply(self, policy: SignalPolicy) -> SignalPolicy:
         return replace(
@@ -49,6 +67,7 @@ class PolicyOverride:
             cooldown=policy.cooldown if self.cooldown is None else self.cooldown,
             cooldown_s=policy.cooldown_s if self.cooldown_s is None else self.cooldown_s,
             standardize=policy.standardize if self.standardize is None else self.standardize,
+            resolve_after=policy.resolve_after if self.resolve_after is None else self.resolve_after,
         )
 
 
@@ -89,16 +108,21 @@ class Policies:
     """Defaults per signal kind and the model rules; everything the core needs from the config."""
 
     defaults: Mapping[SignalKind, SignalPolicy] = field(
-        default_factory=lambda: {kind: SignalPolicy() for kind in SIGNAL_KINDS}
+        default_factory=lambda: dict(DEFAULT_POLICIES)
     )
     rules: tuple[ModelRule, ...] = ()
     mutes: tuple[Mute, ...] = ()
+    categorical: CategoricalPolicy = field(default_factory=CategoricalPolicy)
+    ranges: RangePolicy = field(default_factory=RangePolicy)
+    model_alerts: ModelAlertPolicy = field(default_factory=ModelAlertPolicy)
+    labels: LabelPolicy | None = None  # late labels joined from a labels topic (None: inline labels only)
 
     def muted(self, model_id: str, signal: str, at_ms: int | None) -> bool:
         return any(mute.covers(model_id, signal, at_ms) for mute in self.mutes)
 
     def plan_for(self, model_id: str) -> ModelPlan:
-        return ModelPlan(self, tuple(rule for rule in self.rules if fnmatchcase(model_id, rule.match)))
+        rules = tuple(rule for rule in self.rules if fnmatchcase(model_id, rule.match))
+        return ModelPlan(self, rules, model_id)
 
 
 class ModelPlan:
@@ -110,13 +134,15 @@ class ModelPlan:
     (False, True)
     """
 
-    __slots__ = ("_features", "_rules", "_signals")
+    __slots__ = ("_features", "_rules", "_signals", "model_id", "policies")
 
-    def __init__(self, policies: Policies, rules: tuple[ModelRule, ...]) -> None:
+    def __init__(self, policies: Policies, rules: tuple[ModelRule, ...], model_id: str = "") -> None:
+        self.policies = policies
+        self.model_id = model_id
         self._rules = rules
         self._signals: dict[SignalKind, SignalPolicy] = {}
         for kind in SIGNAL_KINDS:
-            policy = policies.defaults[kind]
+            policy = policies.defaults.get(kind) or DEFAULT_POLICIES[kind]
             for rule in rules:
                 override = rule.signals.get(kind)
                 if override is not None:

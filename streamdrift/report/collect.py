@@ -221,6 +221,8 @@ class ReportCollector:
             history.detections += 1
 
     def record_alert(self, alert: DriftAlert) -> None:
+        if alert.level == "resolved" or alert.detector_type in ("new_category", "model"):
+            return  # not a detector's detection: nothing to mark on a signal's plot
         history = self._histories.get((alert.model_id, alert.signal))
         if history is None or history.last_level == NO_CHANGE:
             raise ValueError(

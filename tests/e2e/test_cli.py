@@ -184,7 +184,7 @@ def test_replay_a_file(tmp_path: Path) -> None:
     alerts = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert [alert["source"]["offset"] for alert in alerts] == [good_positions[i] for i in expected]
     assert {(a["signal"], a["level"], a["model_id"]) for a in alerts} == {("feature:x", "drift", "m")}
-    assert all(a["schema"] == "streamdrift.alert/v1" for a in alerts)
+    assert all(a["schema"] == "streamdrift.alert/v2" for a in alerts)
     assert all(a["source"]["topic"] is None and a["source"]["partition"] is None for a in alerts)
     assert all(a["detector"] == {"type": "adwin", "params": alerts[0]["detector"]["params"]} for a in alerts)
     assert alerts[0]["detector"]["params"]["delta"] == 0.002

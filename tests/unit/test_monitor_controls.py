@@ -158,8 +158,8 @@ def test_reconfigure_restarts_only_the_detectors_whose_settings_changed() -> Non
     # The kept detector is the very state an unreconfigured monitor holds.
     untouched = Monitor(before, config_version="v1")
     feed(untouched, streams)
-    kept_track = live.models["kept"].features["x"][0]
-    untouched_track = untouched.models["kept"].features["x"][0]
+    kept_track = live.models["kept"].features["x"].numeric
+    untouched_track = untouched.models["kept"].features["x"].numeric
     assert kept_track is not None and untouched_track is not None
     assert pickle.dumps(kept_track.detector.export()) == pickle.dumps(untouched_track.detector.export())
 

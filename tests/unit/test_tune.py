@@ -416,7 +416,7 @@ def test_the_default_grid_scales_page_hinkley_to_the_signal() -> None:
     [
         (["--reference", "{dir}/absent.jsonl"], "--reference {dir}/absent.jsonl: cannot read: No such file"),
         (["--signal", "feature:y"], "--signal feature:y: no values in the 3000 reference events of model "
-         "fraud-eu (signals present: feature:x, missing:x)"),
+         "fraud-eu (signals present: feature:x, missing:x, quality:type_mismatch)"),
         (["--signal", "colour"], "--signal colour: not a signal"),
         (["--signal", "feature:x", "--detector", "ddm"], "--signal feature:x: none of its values in the "
          "3000 reference events of model fraud-eu can reach a ddm detector (skipped: not_binary=3000)"),

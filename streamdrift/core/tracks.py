@@ -1,0 +1,208 @@
+"""What the core holds per model: its signals' detectors and everything around them, and their snapshots.
+
+`Monitor` (monitor.py) decides what to feed; this module is the state it feeds, and how that state is exported
+to plain containers (the body of a snapshot) and rebuilt under a possibly changed config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from streamdrift.core.categorical import CategoryProfile
+from streamdrift.core.detectors import Detector
+from streamdrift.core.labels import LabelJoin
+from streamdrift.core.lifecycle import ModelWindow
+from streamdrift.core.plan import ModelPlan, SignalKind, SignalPolicy
+from streamdrift.core.quality import FeatureRange
+from streamdrift.core.scaling import Scaler
+
+# A feature's type, settled by its first non-null value: a string makes it categorical.
+UNSETTLED: Final = 0
+NUMERIC: Final = 1
+CATEGORICAL: Final = 2
+
+
+class SignalTrack:
+    """One signal of one model: its detector, the cooldown that gates its alerts, and its open episode."""
+
+    __slots__ = (
+        "cooldown", "cooldown_ms", "detector", "episode", "episode_drifts", "episode_quiet", "name",
+        "quiet_until", "quiet_until_ms", "resolve_after", "scaler", "seen",
+    )  # fmt: skip
+
+    def __init__(self, name: str, policy: SignalPolicy, model_id: str) -> None:
+        self.name = name
+        self.detector = Detector(policy.detector, seed_key=f"{model_id}/{name}")
+        self.scaler = None if policy.standardize is None else Scaler(policy.standardize)
+        self.cooldown = policy.cooldown
+        self.cooldown_ms = round(policy.cooldown_s * 1000)
+        self.resolve_after = policy.resolve_after
+        self.seen = 0
+        self.quiet_until = 0  # alerts are suppressed while seen <= quiet_until
+        self.quiet_until_ms = 0  # ... and while the record time is before this
+        self.episode: str | None = None  # the open episode's id
+        self.episode_quiet = 0  # values since the episode's last drift
+        self.episode_drifts = 0  # drifts in the episode, suppressed ones included
+
+    def export(self) -> tuple[Any, ...]:
+        spec = self.detector.spec
+        scaler = self.scaler
+        return (
+            spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export(), self.quiet_until_ms,
+            None if scaler is None else scaler.export(), None if scaler is None else scaler.spec.key(),
+            self.episode, self.episode_quiet, self.episode_drifts,
+        )  # fmt: skip
+
+    def restore(self, saved: tuple[Any, ...]) -> bool:
+        """Take over a saved detector if it was built with this track's settings; False when they changed.
+
+        The cooldown counters and the open episode carry over either way: a changed cooldown applies from
+        the next drift. A changed standardisation changes what the detector sees, so it starts fresh then.
+        """
+        detector_type, params, seen, quiet_until, observations, in_warning, river_detector = saved[:7]
+        self.seen, self.quiet_until = seen, quiet_until
+        # Fields added later are absent from older snapshots.
+        self.quiet_until_ms = saved[7] if len(saved) > 7 else 0
+        scaler_state, standardize = (saved[8], saved[9]) if len(saved) > 9 else (None, None)
+        if len(saved) > 12:
+            self.episode, self.episode_quiet, self.episode_drifts = saved[10:13]
+        spec = self.detector.spec
+        if (detector_type, tuple(params)) != (spec.type, spec.params):
+            return False
+        scaler = self.scaler
+        wanted = None if scaler is None else scaler.spec.key()
+        if wanted != (None if standardize is None else tuple(standardize)):
+            return False
+        if scaler is not None and scaler_state is not None:
+            scaler.restore(tuple(scaler_state))
+        self.detector = Detector.restored(spec, observations, in_warning, river_detector)
+        return True
+
+
+class FeatureWatch:
+    """One feature of one model: its signals, by the type its first non-null value settled."""
+
+    __slots__ = ("bounds", "categories", "kind", "missing", "numeric", "other", "profile")
+
+    def __init__(self, missing: SignalTrack | None) -> None:
+        self.kind = UNSETTLED
+        self.missing = missing  # missing:<name>
+        self.numeric: SignalTrack | None = None  # feature:<name>
+        self.bounds: FeatureRange | None = None  # for quality:out_of_range
+        self.profile: CategoryProfile | None = None  # a categorical feature's warm-up and known values
+        self.categories: dict[str, SignalTrack | None] = {}  # category:<name>=<value>, after the warm-up
+        self.other: SignalTrack | None = None  # category:<name>=_other
+
+
+class ModelMonitor:
+    """Everything streamdrift holds for one model."""
+
+    __slots__ = ("classes", "detectors", "events", "features", "join", "model_id", "plan", "tracks", "window")
+
+    def __init__(self, model_id: str, plan: ModelPlan) -> None:
+        self.model_id = model_id
+        self.plan = plan
+        self.features: dict[str, FeatureWatch] = {}
+        self.classes: dict[str, SignalTrack | None] = {}
+        self.tracks: dict[str, SignalTrack | None] = {}  # prediction, score, error, quality:*
+        self.detectors = 0  # tracks made: read by the metrics thread without walking the dicts above
+        self.events = 0  # events of this model: the clock of model-level windows
+        self.window = ModelWindow()
+        labels = plan.policies.labels
+        self.join = None if labels is None else LabelJoin(labels)
+
+    def track(self, name: str, policy: SignalPolicy) -> SignalTrack | None:
+        if not policy.enabled:
+            return None
+        self.detectors += 1
+        return SignalTrack(name, policy, self.model_id)
+
+    def named(self, name: str, kind: SignalKind) -> SignalTrack | None:
+        """The model's one track of this name (prediction, score, error, quality:*), made at first use."""
+        tracks = self.tracks
+        if name not in tracks:
+            tracks[name] = self.track(name, self.plan.signal(kind))
+        return tracks[name]
+
+
+def _saved(track: SignalTrack | None) -> tuple[Any, ...] | None:
+    return None if track is None else track.export()
+
+
+def export_model(model: ModelMonitor) -> dict[str, Any]:
+    """A model's state as plain containers around River's objects: the body of a snapshot."""
+    features = []
+    for name, watch in model.features.items():
+        profile, bounds = watch.profile, watch.bounds
+        features.append((
+            name, _saved(watch.numeric), _saved(watch.missing), watch.kind,
+            None if bounds is None else bounds.export(), None if profile is None else profile.export(),
+            [(value, _saved(track)) for value, track in watch.categories.items()], _saved(watch.other),
+        ))  # fmt: skip
+    return {
+        "features": features,
+        "classes": [(label, _saved(track)) for label, track in model.classes.items()],
+        "tracks": [(name, _saved(track)) for name, track in model.tracks.items()],
+        "events": model.events,
+        "window": model.window.export(),
+        "join": None if model.join is None else model.join.export(),
+    }
+
+
+# A track's name -> the signal kind whose policy it follows (features and classes are handled apart).
+_TRACK_KINDS: Final[dict[str, SignalKind]] = {
+    "prediction": "prediction", "score": "score", "error": "error",
+    "quality:type_mismatch": "type_mismatch", "quality:out_of_range": "out_of_range",
+}  # fmt: skip
+
+
+def restore_model(model: ModelMonitor, state: dict[str, Any]) -> int:
+    """Fill a new `ModelMonitor` from `export_model`'s output under its (current) plan.
+
+    Signals whose detector settings differ from the saved ones start fresh; returns how many did.
+    """
+    plan = model.plan
+    policies = plan.policies
+    fresh = 0
+
+    def rebuilt(name: str, policy: SignalPolicy, saved: tuple[Any, ...] | None) -> SignalTrack | None:
+        nonlocal fresh
+        track = model.track(name, policy)
+        if track is not None and saved is not None and not track.restore(saved):
+            fresh += 1
+        return track
+
+    for entry in state["features"]:
+        name, numeric, missing = entry[:3]
+        watch = FeatureWatch(rebuilt(f"missing:{name}", plan.signal("missing"), missing))
+        # Snapshots from before categorical features knew only numeric ones.
+        old: tuple[Any, ...] = (NUMERIC, None, None, [], None)
+        kind, bounds, profile, categories, other = entry[3:] if len(entry) > 3 else old
+        watch.kind = kind
+        if kind == NUMERIC:
+            watch.numeric = rebuilt(f"feature:{name}", plan.feature(name), numeric)
+            if plan.signal("out_of_range").enabled:
+                given = policies.ranges.given(model.model_id, name)
+                watch.bounds = (
+                    FeatureRange(policies.ranges, given) if bounds is None
+                    else FeatureRange.restored(policies.ranges, given, bounds)
+                )  # fmt: skip
+        elif kind == CATEGORICAL and profile is not None:
+            watch.profile = CategoryProfile.restored(policies.categorical, profile)
+            policy = plan.signal("categorical")
+            for value, saved in categories:
+                watch.categories[value] = rebuilt(f"category:{name}={value}", policy, saved)
+            if not watch.profile.warming_up:
+                watch.other = rebuilt(f"category:{name}=_other", policy, other)
+        model.features[name] = watch
+    for label, saved in state["classes"]:
+        model.classes[label] = rebuilt(f"prediction:{label}", plan.signal("prediction"), saved)
+    for name, saved in state["tracks"]:
+        model.tracks[name] = rebuilt(name, plan.signal(_TRACK_KINDS[name]), saved)
+    model.events = state.get("events", 0)
+    if state.get("window") is not None:
+        model.window = ModelWindow.restored(state["window"])
+    join = state.get("join")
+    if policies.labels is not None and join is not None:
+        model.join = LabelJoin.restored(policies.labels, join)
+    return fresh
