@@ -31,11 +31,14 @@ BAD_MODEL_ID: Final = "bad_model_id"
 BAD_FEATURES: Final = "bad_features"
 TOO_MANY_FEATURES: Final = "too_many_features"
 BAD_FIELD: Final = "bad_field"
+BAD_LABEL: Final = "bad_label"  # a labels-topic record without a usable event_id or label
+MISROUTED_LABEL: Final = "misrouted_label"  # a label read where its model does not live
 
-BAD_RECORD_KINDS: Final = (
+EVENT_RECORD_KINDS: Final = (
     EMPTY, TOO_LARGE, INVALID_UTF8, INVALID_JSON, NOT_AN_OBJECT, TOO_DEEP,
     MISSING_MODEL_ID, BAD_MODEL_ID, BAD_FEATURES, TOO_MANY_FEATURES, BAD_FIELD,
 )  # fmt: skip
+BAD_RECORD_KINDS: Final = (*EVENT_RECORD_KINDS, BAD_LABEL, MISROUTED_LABEL)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +79,15 @@ class InferenceEvent:
     label: Scalar = None  # ground truth when known; None means no error signal for this event
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LateLabel:
+    """A labels-topic record: the ground truth of an earlier prediction."""
+
+    model_id: str
+    event_id: str
+    label: Scalar
+
+
 class EventDecoder:
     """Turns a record's key and value into an `InferenceEvent`, or raises `BadRecord`.
 
@@ -101,16 +113,7 @@ class EventDecoder:
 
     def decode(self, key: bytes | None, value: bytes | None) -> InferenceEvent:
         limits = self.limits
-        if not value:
-            raise BadRecord(EMPTY, "the record has no value")
-        if len(value) > limits.max_record_bytes:
-            raise BadRecord(
-                TOO_LARGE, f"the value is {len(value)} bytes, over the limit of {limits.max_record_bytes}"
-            )
-        brackets = value.count(b"{") + value.count(b"[")
-        if brackets > limits.max_json_depth and _depth(value) > limits.max_json_depth:
-            raise BadRecord(TOO_DEEP, f"JSON nesting deeper than {limits.max_json_depth}")
-        doc = _parse(value)
+        doc, brackets = self._document(value)
         if self._all_flat:
             model_id, model_version, event_id, timestamp, features, prediction, score, label = map(
                 doc.get, self._keys
@@ -119,17 +122,7 @@ class EventDecoder:
             model_id, model_version, event_id, timestamp, features, prediction, score, label = (
                 self._get(doc, name) for name in _FIELD_ORDER
             )
-        if model_id is None:
-            if not key:
-                raise BadRecord(MISSING_MODEL_ID, "no model_id in the value and no record key")
-            try:
-                model_id = key.decode()
-            except UnicodeDecodeError:
-                raise BadRecord(BAD_MODEL_ID, "no model_id in the value and the key is not UTF-8") from None
-        if type(model_id) is not str or not model_id:
-            raise BadRecord(BAD_MODEL_ID, f"model_id must be a non-empty string, got {_describe(model_id)}")
-        if len(model_id) > limits.max_model_id_length:
-            raise BadRecord(BAD_MODEL_ID, f"model_id is longer than {limits.max_model_id_length} characters")
+        model_id = self._model_id(model_id, key)
         if features is None:
             features = {}
         elif type(features) is not dict:
@@ -152,6 +145,54 @@ class EventDecoder:
             score=score,
             label=label,
         )
+
+    def decode_label(self, key: bytes | None, value: bytes | None) -> LateLabel:
+        """A labels-topic record `{event_id, label, model_id?}` (the event's field names apply)."""
+        doc, _brackets = self._document(value)
+        model_id = self._model_id(self._get(doc, "model_id"), key)
+        event_id, label = self._get(doc, "event_id"), self._get(doc, "label")
+        if event_id is None:
+            raise BadRecord(BAD_LABEL, f"a label needs an event_id ({self.fields.event_id!r})")
+        if label is None:
+            raise BadRecord(BAD_LABEL, f"a label needs a non-null label ({self.fields.label!r})")
+        if isinstance(label, (dict, list)):
+            raise BadRecord(BAD_LABEL, f"label must be a number, bool or string, got {_describe(label)}")
+        try:
+            event_id = _optional_str(event_id, "event_id")
+        except BadRecord as error:
+            raise BadRecord(BAD_LABEL, error.message) from None
+        assert event_id is not None
+        return LateLabel(model_id=model_id, event_id=event_id, label=label)
+
+    def _document(self, value: bytes | None) -> tuple[dict[str, Any], int]:
+        """The parsed JSON object within the limits, and how many brackets its text has."""
+        limits = self.limits
+        if not value:
+            raise BadRecord(EMPTY, "the record has no value")
+        if len(value) > limits.max_record_bytes:
+            raise BadRecord(
+                TOO_LARGE, f"the value is {len(value)} bytes, over the limit of {limits.max_record_bytes}"
+            )
+        brackets = value.count(b"{") + value.count(b"[")
+        if brackets > limits.max_json_depth and _depth(value) > limits.max_json_depth:
+            raise BadRecord(TOO_DEEP, f"JSON nesting deeper than {limits.max_json_depth}")
+        return _parse(value), brackets
+
+    def _model_id(self, model_id: Any, key: bytes | None) -> str:
+        """The value's model_id, else the record key."""
+        limits = self.limits
+        if model_id is None:
+            if not key:
+                raise BadRecord(MISSING_MODEL_ID, "no model_id in the value and no record key")
+            try:
+                model_id = key.decode()
+            except UnicodeDecodeError:
+                raise BadRecord(BAD_MODEL_ID, "no model_id in the value and the key is not UTF-8") from None
+        if type(model_id) is not str or not model_id:
+            raise BadRecord(BAD_MODEL_ID, f"model_id must be a non-empty string, got {_describe(model_id)}")
+        if len(model_id) > limits.max_model_id_length:
+            raise BadRecord(BAD_MODEL_ID, f"model_id is longer than {limits.max_model_id_length} characters")
+        return model_id
 
     def _get(self, doc: dict[str, Any], name: str) -> Any:
         flat = self._flat.get(name)

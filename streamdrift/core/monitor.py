@@ -111,7 +111,7 @@ class Monitor:
         alerts: list[DriftAlert] = []
         out = alerts if live else []
         self._features(model, event, source, out)
-        self._outputs(model, event, source, out, live)
+        self._outputs(model, event, source, alerts, live)
         if model.window.opened_at is not None:
             self._close_window(model, event, source, out)
         return alerts
@@ -190,6 +190,9 @@ class Monitor:
             raw = values.get(name)
             if watch.missing is not None:
                 feed(model, watch.missing, 1.0 if raw is None else 0.0, event, source, alerts)
+            bounds = watch.bounds
+            if bounds is not None and bounds.seen >= bounds.warmup:
+                checked = True  # known bounds: the event counts for out-of-range, whatever its value
             if raw is None:
                 continue
             kind = watch.kind
@@ -273,20 +276,23 @@ class Monitor:
         alerts: list[DriftAlert],
         live: bool,
     ) -> None:
+        """The event's own detections reach `alerts` only when it is live; so do the late-label join's
+        releases (labels.py), which may be live even when the event that released them is not."""
+        own = alerts if live else []
         prediction = event.prediction
         if prediction is not None:
             if isinstance(prediction, str):
-                self._classes(model, prediction, event, source, alerts)
+                self._classes(model, prediction, event, source, own)
             else:
                 track = model.named("prediction", "prediction")
                 value = self._number(prediction) if track is not None else None
                 if track is not None and value is not None:
-                    self._feed(model, track, value, event, source, alerts)
+                    self._feed(model, track, value, event, source, own)
         if event.score is not None:
             track = model.named("score", "score")
             value = self._number(event.score) if track is not None else None
             if track is not None and value is not None:
-                self._feed(model, track, value, event, source, alerts)
+                self._feed(model, track, value, event, source, own)
         if prediction is None:
             return
         join = model.join
@@ -295,9 +301,9 @@ class Monitor:
                 event.event_id, prediction, event.label, source, event.model_version, event.timestamp_ms,
                 live, self.labels,
             )  # fmt: skip
-            self._errors(model, join.release(live), alerts if live else None)
+            self._errors(model, join.release(live), alerts)
         elif event.label is not None:
-            self._error(model, prediction, event.label, event, source, alerts)
+            self._error(model, prediction, event.label, event, source, own)
 
     def _errors(self, model: ModelMonitor, released: list[Awaiting], alerts: list[DriftAlert] | None) -> None:
         """Feed the predictions the join released, in prediction order; only live ones may alert."""

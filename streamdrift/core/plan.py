@@ -107,9 +107,7 @@ class Mute:
 class Policies:
     """Defaults per signal kind and the model rules; everything the core needs from the config."""
 
-    defaults: Mapping[SignalKind, SignalPolicy] = field(
-        default_factory=lambda: dict(DEFAULT_POLICIES)
-    )
+    defaults: Mapping[SignalKind, SignalPolicy] = field(default_factory=lambda: dict(DEFAULT_POLICIES))
     rules: tuple[ModelRule, ...] = ()
     mutes: tuple[Mute, ...] = ()
     categorical: CategoricalPolicy = field(default_factory=CategoricalPolicy)

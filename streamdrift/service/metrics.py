@@ -2,8 +2,8 @@
 
 The loop never touches a Prometheus object per event: at scrape time `ServiceCollector` turns the loop's
 plain counters into metric families (a dict copy is atomic under the GIL, so a scrape sees a consistent
-snapshot of each counter without locking the loop). Only the two histograms are observed by the loop,
-once per checkpoint and once per fetched batch.
+snapshot of each counter without locking the loop). Only the histograms are observed by the loop: once per
+checkpoint, once per fetched batch, and once per joined late label.
 
 Label cardinality is bounded: topics, partitions, error kinds and skip reasons are few; alerts carry a
 model_id label for the first `http.max_model_labels` models that alert, later ones share "_other".
@@ -58,6 +58,12 @@ class ServiceMetrics:
             "streamdrift_processing_latency_seconds",
             "Age of the newest record of each fetched batch when it is processed (now minus record time)",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.label_delay_seconds = Histogram(
+            "streamdrift_label_delay_seconds",
+            "Record time from a prediction to its late label, for joined labels",
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400),
             registry=self.registry,
         )
         self.registry.register(ServiceCollector(service))
@@ -115,6 +121,17 @@ class ServiceCollector(Collector):
         yield counter(
             "streamdrift_rejected_snapshots", "State snapshots rejected on restore, by reason", "reason",
             dict(service.state.rejected),
+        )  # fmt: skip
+        yield counter(
+            "streamdrift_labels",
+            "Late-label join outcomes: joined, inline, expired_predictions, labels_without_prediction, "
+            "duplicate_labels, duplicate_predictions",
+            "outcome",
+            dict(monitor.labels),
+        )
+        yield gauge(
+            "streamdrift_labels_pending", "Predictions waiting for their label (or behind one that is)",
+            sum(len(model.join.queue) for model in list(monitor.models.values()) if model.join is not None),
         )  # fmt: skip
         yield total("streamdrift_snapshots", "Model snapshots written", totals.get("snapshots", 0))
         yield total(

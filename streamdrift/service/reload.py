@@ -1,8 +1,9 @@
 """Config hot reload: on SIGHUP, or when the file changes under `run --watch`.
 
-Only detection settings are applied to a running service: `defaults`, `models` and `mute`. Everything else
-(Kafka connection, topics, processing, fields, http, logging) shapes clients and state that only a restart
-can rebuild; a reload that changes it logs which sections were left as they were.
+Only detection settings are applied to a running service: `defaults`, `models`, `mute` and `model_alerts`.
+Everything else (Kafka connection, topics, processing, fields, categorical, quality, labels, http, logging)
+shapes clients and state that only a restart can rebuild; a reload that changes it logs which sections were
+left as they were.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Final
 
 from streamdrift.config import StreamdriftConfig
 
-RELOADABLE: Final = frozenset({"defaults", "models", "mute"})
+RELOADABLE: Final = frozenset({"defaults", "models", "mute", "model_alerts"})
 WATCH_EVERY_S: Final = 1.0
 
 

@@ -44,8 +44,8 @@ import structlog
 
 from streamdrift.config import load_config
 from streamdrift.config.model import StreamdriftConfig
-from streamdrift.core.alert import RecordSource
-from streamdrift.core.event import EventDecoder
+from streamdrift.core.alert import DriftAlert, RecordSource
+from streamdrift.core.event import MISROUTED_LABEL, EventDecoder
 from streamdrift.core.monitor import Monitor
 from streamdrift.errors import (
     BadRecord,
@@ -123,6 +123,11 @@ class DriftService:
         self.subscription = list(config.topics.input)
         if self.repartition_topic is not None:
             self.subscription.append(self.repartition_topic)
+        # Late labels: co-partitioned with the stateful topic, so label partition p meets the models of
+        # partition p (the range assignor gives both to the same member).
+        self.labels_topic = config.topics.labels
+        if self.labels_topic is not None:
+            self.subscription.append(self.labels_topic)
         self.merge: TimestampMerge[TopicPartition, Any] = TimestampMerge(
             wait_s=config.processing.repartition_wait_ms / 1000,
             max_buffered=4 * config.processing.max_poll_records,
@@ -147,6 +152,7 @@ class DriftService:
         self.scattered_models: set[str] = set()  # models seen on two partitions, logged by name
         self.snapshot_at: dict[str, float] = {}  # per model: when its last snapshot was sent
         self.unsnapshotted_from: dict[str, int] = {}  # per model: its first event not in a snapshot yet
+        self.unsnapshotted_labels_from: dict[str, int] = {}  # ... and its first label not in a snapshot
         # Per partition being replayed after a restore: the committed offset. Below it, events only bring
         # detectors up to date (their alerts and dead letters were written before); no offset is committed.
         self.replay_until: dict[TopicPartition, int] = {}
@@ -167,16 +173,19 @@ class DriftService:
         # has been seen to leave a rejoin waiting for good; past this long the member joins afresh.
         self.rebalance_started_at: float | None = None
         self.rebalance_stuck_after_s = max(10.0, config.processing.session_timeout_ms / 1000)
-        # Published for the HTTP thread (see endpoints.py): plain counters and a heartbeat.
+        self._init_published()
+
+    def _init_published(self) -> None:
+        """What the HTTP thread reads (see endpoints.py, metrics.py): plain counters and a heartbeat."""
         self.loop_alive_at = time.monotonic()
         self.events_by_topic: Counter[str] = Counter()
         self.bytes_by_topic: Counter[str] = Counter()
-        self.alert_counts = AlertCounts(config.http.max_model_labels)
+        self.alert_counts = AlertCounts(self.config.http.max_model_labels)
         self.positions: dict[TopicPartition, int] = {}  # next offset to read, per partition
         self.lag: dict[tuple[str, int], int] = {}
         self.metrics = ServiceMetrics(self)
         # The loop may legitimately sit in one call this long: a bounded transactional call, a restore.
-        self.unhealthy_after_s = max(self.call_timeout_s, config.processing.restore_timeout_s) + 30
+        self.unhealthy_after_s = max(self.call_timeout_s, self.config.processing.restore_timeout_s) + 30
         self.endpoints: Endpoints | None = None
 
     @property
@@ -334,6 +343,14 @@ class DriftService:
                     f"state topic {topics.state} has {existing} partitions but {stateful} has {partitions}; "
                     "it must be co-partitioned: delete it (state restarts fresh) or name another topics.state"
                 )
+            if topics.labels is not None:
+                labels = partition_counts(admin, [topics.labels]).get(topics.labels)
+                if labels is not None and labels != partitions:
+                    raise FatalServiceError(
+                        f"labels topic {topics.labels} has {labels} partitions but {stateful} has "
+                        f"{partitions}; labels meet their model's state only when both are co-partitioned "
+                        "(same partition count, keyed by model_id)"
+                    )
             spec: dict[str, Any] = {
                 "num_partitions": partitions,
                 "replication_factor": topics.replication_factor,
@@ -344,6 +361,7 @@ class DriftService:
                     topics.alerts: spec,
                     topics.dead_letter: spec,
                     topics.state: {**spec, "configs": STATE_TOPIC_CONFIG},
+                    **({} if topics.labels is None else {topics.labels: spec}),
                     **wanted,
                 },
             )
@@ -510,8 +528,10 @@ class DriftService:
         if self._forwards(partition):
             self.merge.add(partition, records)
             return
+        if partition.topic == self.labels_topic:
+            self._process_labels(partition, records)
+            return
         from_repartition = partition.topic == self.repartition_topic
-        topics = self.config.topics
         decode = self.decoder.decode
         process = self.monitor.process
         next_offset = self.next_offset
@@ -522,21 +542,8 @@ class DriftService:
             try:
                 event = decode(record.key, record.value)
             except BadRecord as error:
-                if not emit:
-                    continue
-                self.dead_letters[error.kind] += 1
-                self._send(
-                    dead_letter_record(
-                        topics.dead_letter,
-                        error,
-                        key=record.key,
-                        value=record.value,
-                        headers=list(record.headers or []),
-                        source_topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                    )
-                )
+                if emit:
+                    self._dead_letter(error, record)
                 continue
             model_id = event.model_id
             home = self._claim(model_id, partition)
@@ -550,22 +557,97 @@ class DriftService:
             source = RecordSource(
                 topic=origin[0], partition=origin[1], offset=origin[2], timestamp_ms=record.timestamp
             )
-            alerts = process(event, source)
+            # A replayed event (emit False) only brings detectors up to date; the core still returns the
+            # alerts of late labels it releases that were not published before (labels.py).
+            alerts = process(event, source, live=emit)
             if home == partition:  # offsets order events within one partition only
                 next_offset[model_id] = record.offset + 1
                 unsnapshotted.setdefault(model_id, record.offset)
             if not emit:
                 self.totals["replayed"] += 1
-                continue
-            for alert in alerts:
-                self.totals[f"alerts_{alert.level}"] += 1
-                self.alert_counts.add(alert.model_id, alert.signal, alert.detector_type, alert.level)
-                self._send(alert_record(topics.alerts, alert))
+            if alerts:
+                self._publish(alerts)
         self.totals["events"] += len(records)
-        end = records[-1].offset + 1
+        self._processed_up_to(partition, records[-1].offset + 1, replay_end)
+
+    def _processed_up_to(self, partition: TopicPartition, end: int, replay_end: int) -> None:
+        """Everything before `end` is processed: commit it at the next checkpoint, unless still replaying."""
         if end >= replay_end:
             self.pending[partition] = end
             self.replay_until.pop(partition, None)
+
+    def _publish(self, alerts: list[DriftAlert]) -> None:
+        topic = self.config.topics.alerts
+        for alert in alerts:
+            self.totals[f"alerts_{alert.level}"] += 1
+            self.alert_counts.add(alert.model_id, alert.signal, alert.detector_type, alert.level)
+            self._send(alert_record(topic, alert))
+
+    def _process_labels(self, partition: TopicPartition, records: list[Any]) -> None:
+        """Late labels: each resolves an earlier prediction of its model (see core/labels.py).
+
+        Label partition p serves the models whose home is partition p of the stateful topic; a label for a
+        model that lives elsewhere is dead-lettered (the labels topic is not keyed by model_id). A label
+        its model's restored state already reflects is skipped.
+        """
+        monitor = self.monitor
+        replay_end = self.replay_until.get(partition, -1)
+        home_of_new = self._stateful_partition(partition.partition)
+        for record in records:
+            live = record.offset >= replay_end
+            try:
+                label = self.decoder.decode_label(record.key, record.value)
+                model_id = label.model_id
+                home = self.model_partition.get(model_id)
+                if home is None and home_of_new in self.owned:
+                    # A label before any prediction of its model: the model starts here.
+                    home = self._claim(model_id, home_of_new)
+                    self.next_offset[model_id] = self.positions.get(home_of_new, 0)
+                if home is None or home.partition != partition.partition:
+                    where = "no partition of this member" if home is None else f"partition {home.partition}"
+                    raise BadRecord(
+                        MISROUTED_LABEL,
+                        f"a label of model {model_id!r} read from partition {partition.partition} of "
+                        f"{partition.topic}, but the model lives on {where}: key labels by model_id, "
+                        "with as many partitions as the input",
+                    )
+            except BadRecord as error:
+                if live:
+                    self._dead_letter(error, record)
+                continue
+            position = monitor.label_position(model_id)
+            if position is not None and record.offset < position:
+                self.totals["already_applied"] += 1
+                continue
+            self.unsnapshotted_labels_from.setdefault(model_id, record.offset)
+            source = RecordSource(
+                topic=record.topic, partition=record.partition, offset=record.offset,
+                timestamp_ms=record.timestamp,
+            )  # fmt: skip
+            alerts = monitor.label(model_id, label.event_id, label.label, source, live=live)
+            if alerts:
+                self._publish(alerts)
+        self.totals["labels"] += len(records)
+        delays = monitor.label_delays_ms
+        if delays:
+            observe = self.metrics.label_delay_seconds.observe
+            for delay in delays:
+                observe(max(0.0, delay / 1000))
+            delays.clear()
+        self._processed_up_to(partition, records[-1].offset + 1, replay_end)
+
+    def _stateful_partition(self, number: int) -> TopicPartition:
+        """Partition `number` of the topic models live on (the first input, or the repartition topic)."""
+        return topic_partition(self.repartition_topic or self.config.topics.input[0], number)
+
+    def _dead_letter(self, error: BadRecord, record: Any) -> None:
+        self.dead_letters[error.kind] += 1
+        out = dead_letter_record(
+            self.config.topics.dead_letter, error, key=record.key, value=record.value,
+            headers=list(record.headers or []), source_topic=record.topic, partition=record.partition,
+            offset=record.offset,
+        )  # fmt: skip
+        self._send(out)
 
     def _count_consumed(self, partition: TopicPartition, records: list[Any]) -> None:
         """Per fetched batch (never per record): the metrics of what was read."""
@@ -710,6 +792,11 @@ class DriftService:
             tp = self.model_partition[model_id]
             if offset < watermarks.get(tp, offset + 1):
                 watermarks[tp] = offset
+        if self.labels_topic is not None:
+            for model_id, offset in self.unsnapshotted_labels_from.items():
+                tp = topic_partition(self.labels_topic, self.model_partition[model_id].partition)
+                if offset < watermarks.get(tp, offset + 1):
+                    watermarks[tp] = offset
         return watermarks
 
     def _send_snapshots(self, *, everything: bool) -> None:
@@ -739,6 +826,7 @@ class DriftService:
             self._send(record)
             self.snapshot_at[model_id] = now
             self.unsnapshotted_from.pop(model_id, None)
+            self.unsnapshotted_labels_from.pop(model_id, None)
             monitor.dirty.discard(model_id)
         self.totals["snapshots"] += len(due)
 
@@ -748,14 +836,17 @@ class DriftService:
             partitions = self.restoring & set(self.consumer.assignment())
             self.restoring = set(partitions)
         stateless = {tp for tp in partitions if self._forwards(tp)}
-        restored = self.state.restore({(tp.topic, tp.partition) for tp in partitions - stateless})
+        # Label partitions hold no state of their own: their models' positions come with the models.
+        labels = {tp for tp in partitions if tp.topic == self.labels_topic}
+        stateful = partitions - stateless - labels
+        restored = self.state.restore({(tp.topic, tp.partition) for tp in stateful})
         with self.lock:
             models = 0
             for tp in stateless:
                 self.merge.drop(tp)
                 self.merge.assign([tp])
                 self._seek_committed(tp)
-            for tp in partitions - stateless:
+            for tp in stateful:
                 self._drop_partition_models(tp)
                 replay_from = None
                 for model in restored[(tp.topic, tp.partition)]:
@@ -768,16 +859,12 @@ class DriftService:
                     # ever longer stretch of input at each restart.
                     replay_from = model.offset if replay_from is None else min(replay_from, model.offset)
                     models += 1
-                position = self._seek_committed(tp)
-                if position is None:
-                    continue
-                committed, watermark = position
-                if watermark is None:  # committed without a watermark: the oldest snapshot bounds it
-                    watermark = committed if replay_from is None else min(committed, replay_from)
-                if watermark < committed:
-                    # Bring the models whose snapshots lag the committed offset up to date.
-                    self.consumer.seek(tp, watermark)
-                    self.replay_until[tp] = committed
+                self._seek_for_replay(tp, replay_from)
+            for tp in labels:  # after the models they serve
+                self._drop_partition_models(tp)
+                served = (m for m, home in self.model_partition.items() if home.partition == tp.partition)
+                reflected = [p for m in served if (p := self.monitor.label_position(m)) is not None]
+                self._seek_for_replay(tp, min(reflected, default=None))
             self.consumer.resume(*partitions)
             self.owned |= partitions
             self.restoring -= partitions
@@ -787,6 +874,20 @@ class DriftService:
                 restored_models=models,
                 rejected_snapshots=dict(self.state.rejected),
             )
+
+    def _seek_for_replay(self, tp: TopicPartition, replay_from: int | None) -> None:
+        """Seek to where the restored models need to be brought up to date from: the committed offset's
+        watermark (else `replay_from`, the oldest offset a restored model's state reflects), replaying
+        from there to the committed offset."""
+        position = self._seek_committed(tp)
+        if position is None:
+            return
+        committed, watermark = position
+        if watermark is None:  # committed without a watermark: the oldest snapshot bounds it
+            watermark = committed if replay_from is None else min(committed, replay_from)
+        if watermark < committed:
+            self.consumer.seek(tp, watermark)
+            self.replay_until[tp] = committed
 
     def _seek_committed(self, tp: TopicPartition) -> tuple[int, int | None] | None:
         """Seek to the committed offset (or per auto_offset_reset); returns what committed_position says."""
@@ -831,6 +932,7 @@ class DriftService:
             self.next_offset.pop(model_id, None)
             self.snapshot_at.pop(model_id, None)
             self.unsnapshotted_from.pop(model_id, None)
+            self.unsnapshotted_labels_from.pop(model_id, None)
             self.monitor.drop_model(model_id)
 
     # ---- rebalance callbacks (on the consumer's network loop) ------------------------------------
@@ -860,6 +962,9 @@ class DriftService:
             # Input partitions of repartition mode always start over from their committed offset: what
             # their merge buffer held is fetched again.
             fresh = {tp for tp in assigned if tp not in self.owned or self._forwards(tp)}
+            # A label partition is read again whenever the models it serves are restored.
+            renewed = {tp.partition for tp in fresh if tp.topic != self.labels_topic}
+            fresh |= {tp for tp in assigned if tp.topic == self.labels_topic and tp.partition in renewed}
             for tp in fresh & self.owned:
                 self._drop_partition_models(tp)
             self.owned &= assigned
@@ -893,6 +998,11 @@ class DriftService:
             "dead_letters": dict(self.dead_letters),
             "skipped_values": dict(monitor.skipped),
             "suppressed_alerts": dict(monitor.suppressed),
+            **(
+                {}
+                if self.labels_topic is None
+                else {"labels_read": self.totals["labels"], "labels": dict(monitor.labels)}
+            ),
             "models": len(monitor.models),
             "checkpoints": self.totals["checkpoints"],
             "snapshots": self.totals["snapshots"],

@@ -72,7 +72,7 @@ def offline_with_switch(
 
 def river_objects(state: dict[str, Any]) -> list[bytes]:
     """The River detectors of a model's exported state (no cooldown counters), pickled."""
-    tracks = [t for _name, f, m in state["features"] for t in (f, m)]
+    tracks = [t for feature in state["features"] for t in feature[1:3]]  # (name, feature, missing, ...)
     tracks += [t for _label, t in state["classes"]] + [t for _kind, t in state["tracks"]]
     return [pickle.dumps(track[6]) for track in tracks if track is not None]
 

@@ -7,6 +7,7 @@ import pytest
 from streamdrift.core import event as event_module
 from streamdrift.core.event import (
     BAD_RECORD_KINDS,
+    EVENT_RECORD_KINDS,
     EventDecoder,
     EventFields,
     EventLimits,
@@ -17,7 +18,7 @@ from streamdrift.errors import BadRecord
 
 LIMITS = EventLimits(max_record_bytes=200, max_json_depth=4, max_features=3, max_model_id_length=16)
 
-# (id, key, value, kind): one or more concrete records for every kind in BAD_RECORD_KINDS.
+# (id, key, value, kind): one or more concrete records for every kind in EVENT_RECORD_KINDS.
 BAD_RECORDS: list[tuple[str, bytes | None, bytes | None, str]] = [
     ("empty value", b"m", b"", "empty"),
     ("null value (tombstone)", b"m", None, "empty"),
@@ -56,10 +57,11 @@ BAD_RECORDS: list[tuple[str, bytes | None, bytes | None, str]] = [
 
 
 def test_every_kind_has_a_record() -> None:
-    assert {kind for *_, kind in BAD_RECORDS} == set(BAD_RECORD_KINDS)
+    assert {kind for *_, kind in BAD_RECORDS} == set(EVENT_RECORD_KINDS)
     assert set(BAD_RECORD_KINDS) == {
         "empty", "too_large", "invalid_utf8", "invalid_json", "not_an_object", "too_deep",
         "missing_model_id", "bad_model_id", "bad_features", "too_many_features", "bad_field",
+        "bad_label", "misrouted_label",
     }  # fmt: skip
     # The kinds are the module's public constants.
     assert all(getattr(event_module, kind.upper()) == kind for kind in BAD_RECORD_KINDS)
@@ -181,3 +183,34 @@ def test_decoder_error_carries_a_readable_message() -> None:
         EventDecoder().decode(None, b"[]")
     with pytest.raises(BadRecord, match="features must be an object, got a JSON array"):
         EventDecoder().decode(None, b'{"model_id": "m", "features": []}')
+
+
+# Labels-topic records (late labels): what a user would get wrong, and the one precise kind each gets.
+BAD_LABELS: list[tuple[str, bytes | None, bytes | None, str]] = [
+    ("no event_id", b"m", b'{"label": 1}', "bad_label"),
+    ("null label", b"m", b'{"event_id": "e1", "label": null}', "bad_label"),
+    ("no label", b"m", b'{"event_id": "e1"}', "bad_label"),
+    ("label is an object", b"m", b'{"event_id": "e1", "label": {"y": 1}}', "bad_label"),
+    ("event_id is a list", b"m", b'{"event_id": ["e1"], "label": 1}', "bad_label"),
+    ("no model_id and no key", None, b'{"event_id": "e1", "label": 1}', "missing_model_id"),
+    ("not JSON", b"m", b"event_id=e1,label=1", "invalid_json"),
+    ("empty", b"m", b"", "empty"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"), [r[1:] for r in BAD_LABELS], ids=[r[0] for r in BAD_LABELS]
+)
+def test_bad_label_kind(key: bytes | None, value: bytes | None, kind: str) -> None:
+    with pytest.raises(BadRecord) as caught:
+        EventDecoder(limits=LIMITS).decode_label(key, value)
+    assert caught.value.kind == kind
+    assert caught.value.message
+
+
+def test_a_label_takes_its_model_from_the_value_else_the_key() -> None:
+    decoder = EventDecoder()
+    from_key = decoder.decode_label(b"fraud", b'{"event_id": 17, "label": "legit"}')
+    assert (from_key.model_id, from_key.event_id, from_key.label) == ("fraud", "17", "legit")
+    from_value = decoder.decode_label(b"other", b'{"model_id": "churn", "event_id": "e", "label": 0}')
+    assert (from_value.model_id, from_value.label) == ("churn", 0)

@@ -1,0 +1,152 @@
+"""Late labels through the real broker: labels on their own topic, each delayed by a random 1-10k events,
+read by a service killed -9 along the way, still yield exactly the error-signal alerts that inline labels
+give (byte for byte: the error stream is fed in prediction order, whatever order the labels come in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from streamdrift.config import parse_config
+from streamdrift.core.alert import RecordSource
+from streamdrift.core.event import EventDecoder
+from streamdrift.core.monitor import Monitor
+from tests.conftest import KafkaClients, TopicFactory, unique_name
+from tests.integration.conftest import Service
+from tests.integration.runs import committed_total, kill_repeatedly, read_all, wait_until
+
+MODELS = ("churn", "fraud", "credit")
+PER_MODEL = 6000
+
+
+def labelled_stream(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Interleaved classification events (error rate 10%, rising to 35% halfway for two models) and the
+    label of each, by event_id."""
+    rng = np.random.default_rng(seed)
+    events, labels = [], {}
+    for i in range(PER_MODEL):
+        for model in MODELS:
+            event_id = f"{model}-{i}"
+            prediction = int(rng.integers(0, 2))
+            error_rate = 0.35 if model != "credit" and i >= PER_MODEL // 2 else 0.1
+            label = prediction if rng.uniform() >= error_rate else 1 - prediction
+            events.append({
+                "model_id": model, "event_id": event_id, "features": {"x": round(float(rng.normal()), 3)},
+                "prediction": prediction,
+            })  # fmt: skip
+            labels[event_id] = label
+    return events, labels
+
+
+def produce_with_delays(
+    clients: KafkaClients, input_topic: str, labels_topic: str, events: list[dict[str, Any]],
+    labels: dict[str, Any], seed: int,
+) -> int:  # fmt: skip
+    """Events at 1 ms apart; each label 1 to 10,000 events after its prediction, in that time order."""
+    rng = np.random.default_rng(seed)
+    timeline: list[tuple[int, int, str, dict[str, Any]]] = []
+    for i, event in enumerate(events):
+        timeline.append((i, 0, input_topic, event))
+        delay = int(rng.integers(1, 10_001))
+        label = {"event_id": event["event_id"], "label": labels[event["event_id"]]}
+        timeline.append((i + delay, 1, labels_topic, label))
+    timeline.sort(key=lambda entry: (entry[0], entry[1]))
+    # Recent record times: the broker deletes records older than the topic's retention (7 days) at once.
+    base_ms = int(time.time() * 1000) - 60_000
+    producer = clients.producer()
+    for at, _order, topic, value in timeline:
+        key = str(value.get("model_id") or str(value["event_id"]).rsplit("-", 1)[0]).encode()
+        producer.send(topic, key=key, value=orjson.dumps(value), timestamp_ms=base_ms + at)
+    producer.flush()
+    producer.close()
+    return len(timeline)
+
+
+def config_text(bootstrap: str, input_topic: str, labels_topic: str, tag: str) -> str:
+    return f"""
+kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
+http: {{port: 0}}
+topics:
+  input: ["{input_topic}"]
+  labels: "{labels_topic}"
+  alerts: "{tag}-alerts"
+  dead_letter: "{tag}-dead-letter"
+  state: "{tag}-state"
+processing: {{commit_interval_ms: 100, session_timeout_ms: 6000}}
+labels: {{ttl_s: 3600, max_pending_per_model: 50000}}
+logging: {{summary_interval_s: 1}}
+"""
+
+
+def inline_alerts(config_bytes: bytes, records: list[Any], labels: dict[str, Any]) -> list[bytes]:
+    """The same core over the same input records with every label inline: no labels topic, no join."""
+    config = parse_config(config_bytes)
+    decoder = EventDecoder(config.event_fields(), config.event_limits())
+    policies = dataclasses.replace(config.policies(), labels=None)
+    monitor = Monitor(policies, config_version=config.config_version, limits=config.monitor_limits())
+    alerts = []
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        event = orjson.loads(record.value)
+        event["label"] = labels[event["event_id"]]
+        source = RecordSource(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+        )
+        alerts.extend(monitor.process(decoder.decode(record.key, orjson.dumps(event)), source))
+    return [alert.to_json() for alert in alerts if alert.signal == "error"]
+
+
+def test_labels_delayed_by_random_1_to_10k_events_give_the_inline_error_alerts_across_kills(
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    kafka_admin: Any,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+) -> None:
+    input_topic, labels_topic = new_topic(partitions=2), new_topic(partitions=2)
+    tag = unique_name("labels")
+    text = config_text(bootstrap_servers, input_topic, labels_topic, tag)
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(text)
+    events, labels = labelled_stream(seed=3)
+    total = produce_with_delays(kafka_clients, input_topic, labels_topic, events, labels, seed=4)
+
+    service = services(config_path, "labels-1")
+    service.start()
+    group = f"{tag}-group"
+    kills = 3
+    kill_repeatedly(service, lambda: committed_total(kafka_admin, group), total, kills, pause=(0.2, 1.5))
+    wait_until(lambda: committed_total(kafka_admin, group) == total, "the service to read both topics")
+
+    # Everything is committed, alerts with their offsets: one more kill -9 cannot change what is published.
+    service.kill()
+
+    expected = inline_alerts(text.encode(), read_all(kafka_clients, input_topic), labels)
+    published = [r.value for r in read_all(kafka_clients, f"{tag}-alerts")]
+    errors = [value for value in published if orjson.loads(value)["signal"] == "error"]
+    drifts = [value for value in expected if orjson.loads(value)["level"] == "drift"]
+    assert len(drifts) >= 2, "the error-rate rise must be detected for the test to mean anything"
+    assert len(errors) == len(set(errors)), "duplicate alerts"
+    missing, extra = sorted(set(expected) - set(errors)), sorted(set(errors) - set(expected))
+    assert not missing and not extra, (
+        f"{len(missing)} missing, first: {missing[:2]}; {len(extra)} not expected, first: {extra[:2]}"
+    )
+    assert not read_all(kafka_clients, f"{tag}-dead-letter")
+
+    # The events carry no label: every error alert above came from the join. The join's outcome counters,
+    # from the summary lines of every start: no prediction or label expired.
+    summaries = [event for event in service.log_events() if event.get("event") == "summary"]
+    assert summaries
+    for summary in summaries:
+        assert summary["labels"].get("expired_predictions", 0) == 0
+        assert summary["labels"].get("labels_without_prediction", 0) == 0
