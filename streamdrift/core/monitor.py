@@ -180,16 +180,16 @@ class Monitor:
         known = model.features
         for name in values:
             if name not in known:
-                if len(known) >= self.limits.max_features_per_model:
-                    self.skipped[TOO_MANY_SIGNALS] += 1
-                    continue
-                known[name] = FeatureWatch(model.track(f"missing:{name}", model.plan.signal("missing")))
+                self._watch(model, name)
         mismatch = checked = outside = False
         feed = self._feed
+        # The hot loop of the service: once per feature per event. Locals over attributes, no call for a
+        # finite float (the common value), nothing looked up twice.
         for name, watch in known.items():
             raw = values.get(name)
-            if watch.missing is not None:
-                feed(model, watch.missing, 1.0 if raw is None else 0.0, event, source, alerts)
+            missing = watch.missing
+            if missing is not None:
+                feed(model, missing, 1.0 if raw is None else 0.0, event, source, alerts)
             bounds = watch.bounds
             if bounds is not None and bounds.seen >= bounds.warmup:
                 checked = True  # known bounds: the event counts for out-of-range, whatever its value
@@ -197,22 +197,25 @@ class Monitor:
                 continue
             kind = watch.kind
             if kind == UNSETTLED:
-                kind = self._settle(model, name, watch, raw)
+                kind, bounds = self._settle(model, name, watch, raw)
             if kind == NUMERIC:
-                if type(raw) is str:
+                value: float | None
+                if type(raw) is float and raw - raw == 0.0:  # finite: inf - inf and nan - nan are nan
+                    value = raw
+                elif type(raw) is str:
                     mismatch = True
                     self.skipped[TYPE_MISMATCH] += 1
                     continue
-                value = self._number(raw)
-                if value is None:
-                    continue
-                if watch.bounds is not None:
-                    out = watch.bounds.outside(value)
-                    if out is not None:
-                        checked = True
-                        outside = outside or out
-                if watch.numeric is not None:
-                    feed(model, watch.numeric, value, event, source, alerts)
+                else:
+                    value = self._number(raw)
+                    if value is None:
+                        continue
+                if bounds is not None and (out := bounds.outside(value)) is not None:
+                    checked = True
+                    outside = outside or out
+                numeric = watch.numeric
+                if numeric is not None:
+                    feed(model, numeric, value, event, source, alerts)
             elif type(raw) is str:
                 self._category(model, name, watch, raw, event, source, alerts)
             else:
@@ -227,8 +230,17 @@ class Monitor:
             if track is not None:
                 feed(model, track, 1.0 if outside else 0.0, event, source, alerts)
 
-    def _settle(self, model: ModelMonitor, name: str, watch: FeatureWatch, raw: Scalar) -> int:
-        """A feature's first non-null value fixes its type, and so its signals."""
+    def _watch(self, model: ModelMonitor, name: str) -> None:
+        """Start watching a feature the model has not sent before (its type settles at its first value)."""
+        if len(model.features) >= self.limits.max_features_per_model:
+            self.skipped[TOO_MANY_SIGNALS] += 1
+            return
+        model.features[name] = FeatureWatch(model.track(f"missing:{name}", model.plan.signal("missing")))
+
+    def _settle(
+        self, model: ModelMonitor, name: str, watch: FeatureWatch, raw: Scalar
+    ) -> tuple[int, FeatureRange | None]:
+        """A feature's first non-null value fixes its type, and so its signals: (its kind, its bounds)."""
         plan, policies = model.plan, self.policies
         if type(raw) is str:
             watch.kind = CATEGORICAL
@@ -238,7 +250,7 @@ class Monitor:
             watch.numeric = model.track(f"feature:{name}", plan.feature(name))
             if plan.signal("out_of_range").enabled:
                 watch.bounds = FeatureRange(policies.ranges, policies.ranges.given(model.model_id, name))
-        return watch.kind
+        return watch.kind, watch.bounds
 
     def _category(
         self,
@@ -472,30 +484,12 @@ class Monitor:
         source: RecordSource,
         alerts: list[DriftAlert],
     ) -> None:
-        signal = f"new_category:{name}"
-        at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
-        if self.policies.mutes and self.policies.muted(model.model_id, signal, at_ms):
-            self.suppressed["mute"] += 1
-            return
         policy = profile.policy
-        this_id = alert_id(model.model_id, signal, "drift", source)
-        alerts.append(
-            DriftAlert(
-                alert_id=this_id,
-                level="drift",
-                model_id=model.model_id,
-                model_version=event.model_version,
-                signal=signal,
-                detector_type="new_category",
-                detector_params={"warmup": policy.warmup, "max_categories": policy.max_categories},
-                source=source,
-                observations=profile.seen,
-                stats={"value": value, "known": len(profile.known or ())},
-                event_time_ms=event.timestamp_ms,
-                config_version=self.config_version,
-                episode_id=this_id,
-            )
-        )
+        self._one_off(
+            model, f"new_category:{name}", event, source, alerts,
+            detector=("new_category", {"warmup": policy.warmup, "max_categories": policy.max_categories}),
+            observations=profile.seen, stats={"value": value, "known": len(profile.known or ())},
+        )  # fmt: skip
 
     def _close_window(
         self, model: ModelMonitor, event: InferenceEvent, source: RecordSource, alerts: list[DriftAlert]
@@ -509,30 +503,47 @@ class Monitor:
         window.clear()
         if len(signals) < policy.min_signals or opened is None:
             return
+        opened_at = {"topic": opened.topic, "partition": opened.partition, "offset": opened.offset}
+        self._one_off(
+            model, "model", event, source, alerts,
+            detector=("model", {"min_signals": policy.min_signals, "window": policy.window}),
+            observations=policy.window, stats={"drifting": len(signals), "opened_at": opened_at},
+            signals=signals,
+        )  # fmt: skip
+
+    def _one_off(
+        self,
+        model: ModelMonitor,
+        signal: str,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+        *,
+        detector: tuple[str, dict[str, Any]],
+        observations: int,
+        stats: dict[str, Any],
+        signals: tuple[str, ...] | None = None,
+    ) -> None:
+        """A drift alert that is not a River detector's (a new category, a model-level alert): its own
+        episode, never resolved; mutes apply to it like to any other."""
         at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
-        if self.policies.mutes and self.policies.muted(model.model_id, "model", at_ms):
+        if self.policies.mutes and self.policies.muted(model.model_id, signal, at_ms):
             self.suppressed["mute"] += 1
             return
-        this_id = alert_id(model.model_id, "model", "drift", source)
+        this_id = alert_id(model.model_id, signal, "drift", source)
+        detector_type, params = detector
         alerts.append(
             DriftAlert(
                 alert_id=this_id,
                 level="drift",
                 model_id=model.model_id,
                 model_version=event.model_version,
-                signal="model",
-                detector_type="model",
-                detector_params={"min_signals": policy.min_signals, "window": policy.window},
+                signal=signal,
+                detector_type=detector_type,
+                detector_params=params,
                 source=source,
-                observations=policy.window,
-                stats={
-                    "drifting": len(signals),
-                    "opened_at": {
-                        "topic": opened.topic,
-                        "partition": opened.partition,
-                        "offset": opened.offset,
-                    },
-                },
+                observations=observations,
+                stats=stats,
                 event_time_ms=event.timestamp_ms,
                 config_version=self.config_version,
                 episode_id=this_id,

@@ -144,7 +144,9 @@ def export_model(model: ModelMonitor) -> dict[str, Any]:
         "classes": [(label, _saved(track)) for label, track in model.classes.items()],
         "tracks": [(name, _saved(track)) for name, track in model.tracks.items()],
         "events": model.events,
-        "window": model.window.export(),
+        # Not "window": KSWIN has an attribute of that name, and pickle would then share the one string
+        # between the two only in a process that never restored, so equal states would differ in bytes.
+        "model_window": model.window.export(),
         "join": None if model.join is None else model.join.export(),
     }
 
@@ -200,8 +202,8 @@ def restore_model(model: ModelMonitor, state: dict[str, Any]) -> int:
     for name, saved in state["tracks"]:
         model.tracks[name] = rebuilt(name, plan.signal(_TRACK_KINDS[name]), saved)
     model.events = state.get("events", 0)
-    if state.get("window") is not None:
-        model.window = ModelWindow.restored(state["window"])
+    if state.get("model_window") is not None:
+        model.window = ModelWindow.restored(state["model_window"])
     join = state.get("join")
     if policies.labels is not None and join is not None:
         model.join = LabelJoin.restored(policies.labels, join)

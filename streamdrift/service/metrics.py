@@ -91,7 +91,7 @@ class ServiceCollector(Collector):
             return GaugeMetricFamily(name, doc, value=value)
 
         yield counter(
-            "streamdrift_events", "Records consumed from input topics (and the repartition topic)", "topic",
+            "streamdrift_events", "Records consumed by topic (input, repartition, labels)", "topic",
             dict(service.events_by_topic),
         )  # fmt: skip
         yield counter(

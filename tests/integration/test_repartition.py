@@ -43,9 +43,10 @@ def produce(clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], 
 
 
 def comparable(alert: bytes) -> bytes:
-    """An alert without what names its input record (topic, partition, offset) or its config file."""
+    """An alert without what names its input record (topic, partition, offset; episode_id is the opening
+    drift's alert_id, which names it too) or its config file."""
     fields = orjson.loads(alert)
-    del fields["alert_id"], fields["config_version"]
+    del fields["alert_id"], fields["episode_id"], fields["config_version"]
     fields["source"] = {"timestamp_ms": fields["source"]["timestamp_ms"]}
     return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 

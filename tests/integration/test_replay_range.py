@@ -24,9 +24,10 @@ def replay(*args: str) -> list[bytes]:
 
 
 def without_source(alert: bytes) -> bytes:
-    """What a replay of a file (no topic, no record times) shares with the service's alert."""
+    """What a replay of a file (no topic, no record times) shares with the service's alert (episode_id is
+    the opening drift's alert_id, which names its source too)."""
     fields = orjson.loads(alert)
-    for name in ("alert_id", "source", "detected_at"):
+    for name in ("alert_id", "episode_id", "source", "detected_at"):
         del fields[name]
     return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
