@@ -1,14 +1,14 @@
 """Scale: many models — memory after a million events, snapshot size, and restore time after a kill.
 
-10,000 models x 10 signals by default (`--quick`: 1,000 models, 100k events): events carry 9 numeric
-features and a score, no prediction and no label, and the config disables the missing-value, prediction and
-error signals, so every model has exactly 10 ADWINs (100,000 detectors in all). The service processes every
-event of a pre-filled 2-partition topic; as soon as its summary counts them all, its resident memory is read
-from /proc/<pid>/status and it is killed (SIGKILL), like a crash at any moment. A second service with the
+10,000 models x 10 signals by default (`--quick`: 1,000 models, 100k events): events carry 9 numeric features
+and a score, no prediction and no label, and the config disables the missing-value, type-mismatch, prediction
+and error signals, so every model has exactly 10 ADWINs (100,000 detectors in all). The service processes
+every event of a pre-filled 2-partition topic; as soon as its summary counts them all, its resident memory is
+read from /proc/<pid>/status and it is killed (SIGKILL), like a crash at any moment. A second service with the
 same group and instance id then restores every model from the state topic: the figure is the time from its
 start to its `partitions restored` line (the `state restored` lines' `seconds` are the reading of the state
-topic alone); then, until it is idle, it reads again the input its models' snapshots had not reached.
-Last, the harness reads the state topic: the latest snapshot of each model, in bytes, per detector.
+topic alone); then, until it is idle, it reads again the input its models' snapshots had not reached. Last,
+the harness reads the state topic: the latest snapshot of each model, in bytes, per detector.
 """
 
 from __future__ import annotations

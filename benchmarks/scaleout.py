@@ -1,6 +1,6 @@
 """Scale-out: two instances of the service against one, over the same pre-filled 2-partition topic.
 
-The topic is filled like the throughput one (100 models, 18 ADWINs per event), its partitions carrying equal
+The topic is filled like the throughput one (100 models, 19 ADWINs per event), its partitions carrying equal
 shares of models and events, inside one open transaction. Two instances (distinct STREAMDRIFT_INSTANCE_ID)
 start in one consumer group and settle — one partition each — while the events are still invisible to their
 read_committed consumers; then the transaction commits and both start reading at once, so neither startup

@@ -22,9 +22,11 @@ from benchmarks.rates import Sample
 STATE_KEY = "streamdrift-benchmark-state-key-0123456789"  # an HMAC key for the run's throwaway state topics
 
 # Exactly ten detectors per model for the scale measurement: nine features and the score. The events carry
-# no prediction and no label; the missing-value signals are disabled (they would double the detectors).
+# no prediction and no label; the missing-value signals are disabled (they would double the detectors), and so
+# is the type-mismatch rate (one more per model).
 TEN_SIGNALS: dict[str, Any] = {
     "missing": {"enabled": False},
+    "type_mismatch": {"enabled": False},
     "prediction": {"enabled": False},
     "error": {"enabled": False},
 }
