@@ -317,14 +317,14 @@ class Monitor:
         elif event.label is not None:
             self._error(model, prediction, event.label, event, source, own)
 
-    def _errors(self, model: ModelMonitor, released: list[Awaiting], alerts: list[DriftAlert] | None) -> None:
+    def _errors(self, model: ModelMonitor, released: list[Awaiting], alerts: list[DriftAlert]) -> None:
         """Feed the predictions the join released, in prediction order; only live ones may alert."""
         for entry in released:
             event = InferenceEvent(
                 model_id=model.model_id, model_version=entry.model_version, timestamp_ms=entry.event_ms,
                 features={}, prediction=entry.prediction, label=entry.label,
             )  # fmt: skip
-            out = alerts if alerts is not None and entry.live else []
+            out = alerts if entry.live else []
             self._error(model, entry.prediction, entry.label, event, entry.source, out)
 
     def _error(

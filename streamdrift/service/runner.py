@@ -963,7 +963,9 @@ class DriftService:
             # their merge buffer held is fetched again.
             fresh = {tp for tp in assigned if tp not in self.owned or self._forwards(tp)}
             # A label partition is read again whenever the models it serves are restored.
-            renewed = {tp.partition for tp in fresh if tp.topic != self.labels_topic}
+            renewed = {
+                tp.partition for tp in fresh if tp.topic != self.labels_topic and not self._forwards(tp)
+            }
             fresh |= {tp for tp in assigned if tp.topic == self.labels_topic and tp.partition in renewed}
             for tp in fresh & self.owned:
                 self._drop_partition_models(tp)
