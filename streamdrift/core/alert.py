@@ -22,7 +22,9 @@ SCHEMA_HEADER: Final = "streamdrift.schema"
 AlertLevel = Literal["drift", "warning", "resolved"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# Not frozen, unlike the other value types: one is made per event, and a frozen dataclass's __init__ costs an
+# object.__setattr__ call per field. Nothing mutates it.
+@dataclass(slots=True, kw_only=True)
 class RecordSource:
     """Where an event came from: a Kafka record, or a line of a file (topic None, partition None)."""
 

@@ -536,9 +536,13 @@ class DriftService:
         process = self.monitor.process
         next_offset = self.next_offset
         unsnapshotted = self.unsnapshotted_from
+        model_partition = self.model_partition
         replay_end = self.replay_until.get(partition, -1)
+        # Once per record: locals over attributes, the rare cases (a model new here or homed elsewhere, a
+        # re-read event, a forwarded record) off the common path.
         for record in records:
-            emit = record.offset >= replay_end
+            offset = record.offset
+            emit = offset >= replay_end
             try:
                 event = decode(record.key, record.value)
             except BadRecord as error:
@@ -546,23 +550,36 @@ class DriftService:
                     self._dead_letter(error, record)
                 continue
             model_id = event.model_id
-            home = self._claim(model_id, partition)
-            seen_up_to = next_offset.get(model_id)
-            if seen_up_to is not None and record.offset < seen_up_to and home == partition:
+            home = model_partition.get(model_id)
+            at_home = home == partition  # offsets order events within one partition only
+            if not at_home:
+                at_home = self._claim(model_id, partition) == partition
+            elif offset < next_offset.get(model_id, -1):
                 self.totals["already_applied"] += 1  # a re-read event its restored state already reflects
                 continue
-            origin = forwarded_source(record.headers or []) if from_repartition else None
-            if origin is None:
-                origin = (record.topic, record.partition, record.offset)
-            source = RecordSource(
-                topic=origin[0], partition=origin[1], offset=origin[2], timestamp_ms=record.timestamp
-            )
+            if from_repartition:
+                topic, number, original = forwarded_source(record.headers or []) or (
+                    record.topic,
+                    record.partition,
+                    offset,
+                )
+                source = RecordSource(
+                    topic=topic, partition=number, offset=original, timestamp_ms=record.timestamp
+                )
+            else:
+                source = RecordSource(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=offset,
+                    timestamp_ms=record.timestamp,
+                )
             # A replayed event (emit False) only brings detectors up to date; the core still returns the
             # alerts of late labels it releases that were not published before (labels.py).
             alerts = process(event, source, live=emit)
-            if home == partition:  # offsets order events within one partition only
-                next_offset[model_id] = record.offset + 1
-                unsnapshotted.setdefault(model_id, record.offset)
+            if at_home:
+                next_offset[model_id] = offset + 1
+                if model_id not in unsnapshotted:
+                    unsnapshotted[model_id] = offset
             if not emit:
                 self.totals["replayed"] += 1
             if alerts:
