@@ -616,12 +616,13 @@ class DriftService:
                 label = self.decoder.decode_label(record.key, record.value)
                 model_id = label.model_id
                 home = self.model_partition.get(model_id)
-                if home is None and home_of_new in self.owned:
-                    # A label before any prediction of its model: the model starts here.
+                if home is None and home_of_new in self.owned and record.key == model_id.encode():
+                    # A label before any prediction of its model: keyed by model_id, it is on the partition
+                    # the model's events are on, so the model starts here.
                     home = self._claim(model_id, home_of_new)
                     self.next_offset[model_id] = self.positions.get(home_of_new, 0)
                 if home is None or home.partition != partition.partition:
-                    where = "no partition of this member" if home is None else f"partition {home.partition}"
+                    where = "an unknown partition" if home is None else f"partition {home.partition}"
                     raise BadRecord(
                         MISROUTED_LABEL,
                         f"a label of model {model_id!r} read from partition {partition.partition} of "

@@ -6,6 +6,7 @@ give (byte for byte: the error stream is fed in prediction order, whatever order
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from streamdrift.core.alert import RecordSource
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
 from tests.conftest import KafkaClients, TopicFactory, unique_name
-from tests.integration.conftest import Service
+from tests.integration.conftest import STREAMDRIFT, Service
 from tests.integration.runs import committed_total, kill_repeatedly, read_all, wait_until
 
 MODELS = ("churn", "fraud", "credit")
@@ -150,3 +151,71 @@ def test_labels_delayed_by_random_1_to_10k_events_give_the_inline_error_alerts_a
     for summary in summaries:
         assert summary["labels"].get("expired_predictions", 0) == 0
         assert summary["labels"].get("labels_without_prediction", 0) == 0
+
+
+def test_refuses_a_labels_topic_that_is_not_co_partitioned(
+    bootstrap_servers: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    input_topic, labels_topic = new_topic(partitions=2), new_topic(partitions=3)
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(config_text(bootstrap_servers, input_topic, labels_topic, unique_name("copart")))
+    result = subprocess.run(
+        [STREAMDRIFT, "run", "--config", str(config_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"labels topic {labels_topic} has 3 partitions but the input has 2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_and_misrouted_labels_are_dead_lettered_and_the_good_ones_still_join(
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    kafka_admin: Any,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+) -> None:
+    input_topic, labels_topic = new_topic(partitions=2), new_topic(partitions=2)
+    tag = unique_name("badlabels")
+    config_path = tmp_path / "streamdrift.yaml"
+    config_path.write_text(config_text(bootstrap_servers, input_topic, labels_topic, tag))
+    producer = kafka_clients.producer()
+    for i in range(20):
+        event = {"model_id": "m", "event_id": f"e{i}", "prediction": 1, "features": {"x": 0.5}}
+        producer.send(input_topic, key=b"m", value=orjson.dumps(event), partition=0)
+    good = [orjson.dumps({"event_id": f"e{i}", "label": i % 2}) for i in range(20)]
+    bad = [
+        (b"m", b'{"event_id": "e1"}'),  # no label
+        (b"m", b'{"label": 1}'),  # no event_id
+        (b"m", b"label=1"),  # not JSON
+    ]
+    for value in good:
+        producer.send(labels_topic, key=b"m", value=value, partition=0)
+    for key, value in bad:
+        producer.send(labels_topic, key=key, value=value, partition=0)
+    # Keyed by event_id instead of model_id, a label of m lands elsewhere than m's events (partition 0).
+    misrouted = orjson.dumps({"model_id": "m", "event_id": "e0", "label": 0})
+    producer.send(labels_topic, key=b"e0", value=misrouted, partition=1)
+    producer.flush()
+    producer.close()
+    total = 20 + len(good) + len(bad) + 1
+
+    service = services(config_path, "badlabels-1")
+    service.start()
+    wait_until(lambda: committed_total(kafka_admin, f"{tag}-group") == total, "every record to be committed")
+
+    def every_good_label_joined() -> bool:
+        summaries = [event for event in service.log_events() if event.get("event") == "summary"]
+        return bool(summaries) and summaries[-1]["labels"].get("joined") == len(good)
+
+    wait_until(every_good_label_joined, "a summary line counting every good label joined")
+    service.kill()
+
+    dead = read_all(kafka_clients, f"{tag}-dead-letter")
+    kinds = sorted(dict(record.headers)["streamdrift.error.kind"].decode() for record in dead)
+    assert kinds == ["bad_label", "bad_label", "invalid_json", "misrouted_label"]
+    assert {record.value for record in dead} == {value for _key, value in bad} | {misrouted}
+    headers = next(dict(r.headers) for r in dead if r.value == misrouted)
+    assert headers["streamdrift.error.kind"] == b"misrouted_label"
+    assert b"key labels by model_id" in headers["streamdrift.error.message"]
