@@ -110,15 +110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streamdrift.service.shutdown import install_stop_handlers
+
+    stop = threading.Event()
+    # First, before the heavy imports (River, kafka-python, numpy): a SIGTERM during startup still means
+    # "stop cleanly".
+    install_stop_handlers(stop)
+
     from streamdrift.config import load_config
     from streamdrift.kafka.clients import KafkaClients
     from streamdrift.service.logs import configure_logging
     from streamdrift.service.reload import ReloadTrigger
     from streamdrift.service.runner import DriftService
-    from streamdrift.service.shutdown import install_stop_handlers
 
-    stop = threading.Event()
-    install_stop_handlers(stop)  # first: a SIGTERM during startup still means "stop cleanly"
     reload = ReloadTrigger(args.config, watch=args.watch)
     reload.install_signal_handler()  # a SIGHUP during startup is kept for the loop, not fatal
     config = load_config(args.config)
