@@ -5,20 +5,20 @@ streams offline; nothing is hard-coded.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from river.drift import ADWIN
 
 from streamdrift.core.alert import DriftAlert, RecordSource
 from streamdrift.core.categorical import CategoricalPolicy, CategoryProfile
 from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.plan import SIGNAL_KINDS, Policies, SignalKind, SignalPolicy
+from tests.unit.river_runs import FedValues, adwin_drifts
 
 PAYMENT_METHODS = ("card", "cash", "crypto", "transfer", "voucher")
 
@@ -29,17 +29,6 @@ def categorical_only(**categorical: Any) -> Policies:
         kind: SignalPolicy(enabled=kind == "categorical") for kind in SIGNAL_KINDS
     }
     return Policies(defaults=defaults, categorical=CategoricalPolicy(**categorical))
-
-
-def adwin_drifts(values: Sequence[float]) -> list[int]:
-    """Where River's ADWIN with default parameters, fed these values, sets drift_detected."""
-    detector = ADWIN()
-    found = []
-    for i, value in enumerate(values):
-        detector.update(value)
-        if detector.drift_detected:
-            found.append(i)
-    return found
 
 
 def top_categories(warmup_values: Sequence[str], top_k: int) -> list[str]:
@@ -53,18 +42,6 @@ def payment_methods(seed: int, length: int = 4000, change_at: int = 2000) -> lis
     rng = np.random.default_rng(seed)
     before, after = [0.5, 0.25, 0.12, 0.08, 0.05], [0.2, 0.25, 0.12, 0.03, 0.4]
     return [str(rng.choice(PAYMENT_METHODS, p=before if i < change_at else after)) for i in range(length)]
-
-
-class FedValues:
-    """Every value the monitor feeds a detector, by signal, with the index of the event that fed it."""
-
-    def __init__(self, monitor: Monitor) -> None:
-        self.event = -1
-        self.by_signal: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        monitor.observer = self.record
-
-    def record(self, _model_id: str, signal: str, _index: int, value: float, _level: int) -> None:
-        self.by_signal[signal].append((self.event, value))
 
 
 def run(

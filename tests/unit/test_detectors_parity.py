@@ -28,6 +28,7 @@ from streamdrift.core.event import InferenceEvent
 from streamdrift.core.monitor import NON_FINITE, Monitor
 from streamdrift.core.plan import Policies, SignalPolicy
 from streamdrift.replay import ReplayStats, replay
+from tests.unit.river_runs import run_river
 
 SEED = 20240607
 CHANGE_AT = 1000
@@ -45,28 +46,6 @@ def binary_stream(seed: int = SEED) -> list[float]:
     """Bernoulli(0.1) errors for CHANGE_AT values, then Bernoulli(0.5)."""
     rng = random.Random(seed)
     return [1.0 if rng.random() < (0.1 if i < CHANGE_AT else 0.5) else 0.0 for i in range(LENGTH)]
-
-
-@dataclass(frozen=True, slots=True)
-class RiverRun:
-    drifts: list[int]
-    warnings: list[int]  # rising edges of warning_detected, at steps without a drift
-
-
-def run_river(detector: Any, values: Sequence[float], *, invert: bool = False) -> RiverRun:
-    """Feed River's detector directly and record where it detects."""
-    drifts: list[int] = []
-    warnings: list[int] = []
-    was_warning = False
-    for i, value in enumerate(values):
-        detector.update(1 - value if invert else value)
-        warning = bool(getattr(detector, "warning_detected", False))
-        if detector.drift_detected:
-            drifts.append(i)
-        elif warning and not was_warning:
-            warnings.append(i)
-        was_warning = warning
-    return RiverRun(drifts=drifts, warnings=warnings)
 
 
 SIGNAL_KINDS_OFF = {"features": False, "prediction": False, "score": False, "error": False, "missing": False}

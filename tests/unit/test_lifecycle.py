@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from streamdrift.core.event import InferenceEvent
 from streamdrift.core.lifecycle import ModelAlertPolicy
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.plan import SIGNAL_KINDS, Policies, SignalKind, SignalPolicy
+from tests.unit.river_runs import RiverRun, run_river
 
 
 def features_only(model_alerts: ModelAlertPolicy | None = None, **feature_policy: Any) -> Policies:
@@ -30,27 +30,6 @@ def features_only(model_alerts: ModelAlertPolicy | None = None, **feature_policy
     defaults: dict[SignalKind, SignalPolicy] = {kind: SignalPolicy(enabled=False) for kind in SIGNAL_KINDS}
     defaults["features"] = SignalPolicy(**feature_policy)
     return Policies(defaults=defaults, model_alerts=model_alerts or ModelAlertPolicy(enabled=False))
-
-
-@dataclass(frozen=True, slots=True)
-class RiverRun:
-    drifts: list[int]
-    warnings: list[int]  # rising edges of warning_detected, at values without a drift
-
-
-def run_river(detector: Any, values: Sequence[float]) -> RiverRun:
-    drifts: list[int] = []
-    warnings: list[int] = []
-    was_warning = False
-    for i, value in enumerate(values):
-        detector.update(value)
-        warning = bool(getattr(detector, "warning_detected", False))
-        if detector.drift_detected:
-            drifts.append(i)
-        elif warning and not was_warning:
-            warnings.append(i)
-        was_warning = warning
-    return RiverRun(drifts=drifts, warnings=warnings)
 
 
 def feed(monitor: Monitor, columns: dict[str, Sequence[float]]) -> list[tuple[int, DriftAlert]]:

@@ -5,7 +5,6 @@ config applied to live models. Expected detections come from River run on the sa
 from __future__ import annotations
 
 import pickle
-from typing import Any
 
 import numpy as np
 from river.drift import ADWIN, PageHinkley
@@ -16,6 +15,7 @@ from streamdrift.core.event import InferenceEvent
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.plan import ModelRule, Mute, Policies, PolicyOverride, SignalPolicy
 from streamdrift.core.scaling import Standardize
+from tests.unit.river_runs import drift_indices
 
 START_MS = 1_780_000_000_000
 STEP_MS = 1000  # one event per second of record time
@@ -25,16 +25,6 @@ def shifting(seed: int, length: int = 6000, every: int = 400) -> list[float]:
     """A mean that jumps by 3 every `every` values: many detections for ADWIN."""
     rng = np.random.default_rng(seed)
     return [float(rng.normal(3.0 * ((i // every) % 2), 1.0)) for i in range(length)]
-
-
-def drift_indices(detector: Any, values: list[float]) -> list[int]:
-    """Where River's own detector, fed these values, sets drift_detected."""
-    found = []
-    for i, value in enumerate(values):
-        detector.update(value)
-        if detector.drift_detected:
-            found.append(i)
-    return found
 
 
 def river_drifts(values: list[float]) -> list[int]:

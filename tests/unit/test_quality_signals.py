@@ -6,17 +6,16 @@ per event; its drifts must be River's ADWIN drifts on that same stream, computed
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from river.drift import ADWIN
 
 from streamdrift.core.alert import DriftAlert, RecordSource
 from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.monitor import TYPE_MISMATCH, Monitor
 from streamdrift.core.plan import SIGNAL_KINDS, Policies, SignalKind, SignalPolicy
 from streamdrift.core.quality import Range, RangePolicy
+from tests.unit.river_runs import FedValues, adwin_drifts
 
 TYPE_MISMATCH_SIGNAL = "quality:type_mismatch"
 OUT_OF_RANGE_SIGNAL = "quality:out_of_range"
@@ -25,29 +24,6 @@ OUT_OF_RANGE_SIGNAL = "quality:out_of_range"
 def signals_on(*kinds: SignalKind) -> dict[SignalKind, SignalPolicy]:
     """Signal defaults with only these kinds enabled, each watched by a default ADWIN."""
     return {kind: SignalPolicy(enabled=kind in kinds) for kind in SIGNAL_KINDS}
-
-
-def adwin_drifts(values: Sequence[float]) -> list[int]:
-    """Where River's ADWIN with default parameters, fed these values, sets drift_detected."""
-    detector = ADWIN()
-    found = []
-    for i, value in enumerate(values):
-        detector.update(value)
-        if detector.drift_detected:
-            found.append(i)
-    return found
-
-
-class FedValues:
-    """Every value the monitor feeds a detector, by signal, with the index of the event that fed it."""
-
-    def __init__(self, monitor: Monitor) -> None:
-        self.event = -1
-        self.by_signal: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        monitor.observer = self.record
-
-    def record(self, _model_id: str, signal: str, _index: int, value: float, _level: int) -> None:
-        self.by_signal[signal].append((self.event, value))
 
 
 def run(
