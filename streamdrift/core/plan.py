@@ -120,7 +120,7 @@ class Policies:
 
     def plan_for(self, model_id: str) -> ModelPlan:
         rules = tuple(rule for rule in self.rules if fnmatchcase(model_id, rule.match))
-        return ModelPlan(self, rules, model_id)
+        return ModelPlan(self, rules)
 
 
 class ModelPlan:
@@ -132,11 +132,10 @@ class ModelPlan:
     (False, True)
     """
 
-    __slots__ = ("_features", "_rules", "_signals", "model_id", "policies")
+    __slots__ = ("_features", "_rules", "_signals", "policies")
 
-    def __init__(self, policies: Policies, rules: tuple[ModelRule, ...], model_id: str = "") -> None:
+    def __init__(self, policies: Policies, rules: tuple[ModelRule, ...]) -> None:
         self.policies = policies
-        self.model_id = model_id
         self._rules = rules
         self._signals: dict[SignalKind, SignalPolicy] = {}
         for kind in SIGNAL_KINDS:

@@ -16,6 +16,7 @@ from river.drift import ADWIN
 
 from streamdrift import __version__
 from streamdrift.config import parse_config
+from tests.river_runs import drift_indices
 
 STREAMDRIFT = str(Path(sys.executable).parent / "streamdrift")
 
@@ -150,20 +151,10 @@ def test_config_schema_is_json() -> None:
     assert {"kafka", "topics", "processing", "defaults", "models"} <= set(schema["properties"])
 
 
-def river_adwin_drifts(values: list[float], delta: float) -> list[int]:
-    detector = ADWIN(delta=delta)
-    drifts = []
-    for i, value in enumerate(values):
-        detector.update(value)
-        if detector.drift_detected:
-            drifts.append(i)
-    return drifts
-
-
 def test_replay_a_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     values = [float(v) for v in np.concatenate([rng.normal(0, 1, 1500), rng.normal(1.5, 1, 1500)])]
-    expected = river_adwin_drifts(values, delta=0.002)
+    expected = drift_indices(ADWIN(delta=0.002), values)
     assert expected
 
     # Two bad lines: each is counted and keeps its line number as offset, so later offsets shift by one.

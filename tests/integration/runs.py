@@ -167,10 +167,7 @@ def kill_repeatedly(
             now = committed()
             return now > before or now == total
 
-        try:
-            wait_until(progressed, f"progress before kill {kill + 1}")
-        except AssertionError as error:
-            raise AssertionError(f"{error}; the service's last log lines:\n{service.log_tail()}") from None
+        wait_for(service, progressed, f"progress before kill {kill + 1}")
         time.sleep(rng.uniform(*pause))  # a random moment to crash at, not a synchronisation
         service.kill()
         service.start()
@@ -183,6 +180,14 @@ def committed_total(admin: Any, group: str, topic: str | None = None) -> int:
     except KafkaError:  # e.g. the group's coordinator is still loading on a fresh broker: not yet
         return 0
     return sum(meta.offset for tp, meta in offsets.items() if meta.offset >= 0 and topic in (None, tp.topic))
+
+
+def wait_for(service: Service, condition: Callable[[], bool], what: str) -> None:
+    """`wait_until`, with the service's last log lines in the failure message."""
+    try:
+        wait_until(condition, what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the service's last log lines:\n{service.log_tail()}") from None
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:

@@ -5,23 +5,20 @@ give (byte for byte: the error stream is fed in prediction order, whatever order
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import orjson
 
 from streamdrift.config import parse_config
-from streamdrift.core.alert import RecordSource
-from streamdrift.core.event import EventDecoder
-from streamdrift.core.monitor import Monitor
 from tests.conftest import KafkaClients, TopicFactory, unique_name
 from tests.integration.conftest import STREAMDRIFT, Service
-from tests.integration.runs import committed_total, kill_repeatedly, read_all, wait_until
+from tests.integration.runs import committed_total, kill_repeatedly, offline, read_all, wait_until
 
 MODELS = ("churn", "fraud", "credit")
 PER_MODEL = 6000
@@ -52,19 +49,21 @@ def produce_with_delays(
 ) -> int:  # fmt: skip
     """Events at 1 ms apart; each label 1 to 10,000 events after its prediction, in that time order."""
     rng = np.random.default_rng(seed)
-    timeline: list[tuple[int, int, str, dict[str, Any]]] = []
+    # (time, events before labels at the same time, topic, key = model id, value)
+    timeline: list[tuple[int, int, str, str, dict[str, Any]]] = []
     for i, event in enumerate(events):
-        timeline.append((i, 0, input_topic, event))
+        model, event_id = event["model_id"], event["event_id"]
+        timeline.append((i, 0, input_topic, model, event))
         delay = int(rng.integers(1, 10_001))
-        label = {"event_id": event["event_id"], "label": labels[event["event_id"]]}
-        timeline.append((i + delay, 1, labels_topic, label))
+        timeline.append(
+            (i + delay, 1, labels_topic, model, {"event_id": event_id, "label": labels[event_id]})
+        )
     timeline.sort(key=lambda entry: (entry[0], entry[1]))
     # Recent record times: the broker deletes records older than the topic's retention (7 days) at once.
     base_ms = int(time.time() * 1000) - 60_000
     producer = clients.producer()
-    for at, _order, topic, value in timeline:
-        key = str(value.get("model_id") or str(value["event_id"]).rsplit("-", 1)[0]).encode()
-        producer.send(topic, key=key, value=orjson.dumps(value), timestamp_ms=base_ms + at)
+    for at, _order, topic, model, value in timeline:
+        producer.send(topic, key=model.encode(), value=orjson.dumps(value), timestamp_ms=base_ms + at)
     producer.flush()
     producer.close()
     return len(timeline)
@@ -87,23 +86,21 @@ logging: {{summary_interval_s: 1}}
 
 
 def inline_alerts(config_bytes: bytes, records: list[Any], labels: dict[str, Any]) -> list[bytes]:
-    """The same core over the same input records with every label inline: no labels topic, no join."""
+    """The uninterrupted offline run over the same input records with every label inline (no labels topic,
+    so no join): its error-signal alerts."""
     config = parse_config(config_bytes)
-    decoder = EventDecoder(config.event_fields(), config.event_limits())
-    policies = dataclasses.replace(config.policies(), labels=None)
-    monitor = Monitor(policies, config_version=config.config_version, limits=config.monitor_limits())
-    alerts = []
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+    inline = config.model_copy(update={"topics": config.topics.model_copy(update={"labels": None})})
+
+    def with_label(record: Any) -> SimpleNamespace:
         event = orjson.loads(record.value)
         event["label"] = labels[event["event_id"]]
-        source = RecordSource(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp,
-        )
-        alerts.extend(monitor.process(decoder.decode(record.key, orjson.dumps(event)), source))
-    return [alert.to_json() for alert in alerts if alert.signal == "error"]
+        return SimpleNamespace(
+            topic=record.topic, partition=record.partition, offset=record.offset,
+            timestamp=record.timestamp, key=record.key, value=orjson.dumps(event),
+        )  # fmt: skip
+
+    expected, _monitor = offline(inline, [with_label(record) for record in records])
+    return [alert for alert in expected if orjson.loads(alert)["signal"] == "error"]
 
 
 def test_labels_delayed_by_random_1_to_10k_events_give_the_inline_error_alerts_across_kills(

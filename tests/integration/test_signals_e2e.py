@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import orjson
 import yaml
-from river.drift import ADWIN
 
 from streamdrift.config import StreamdriftConfig, parse_config
 from streamdrift.core.alert import ALERT_SCHEMA, SCHEMA_HEADER
@@ -29,7 +28,8 @@ from streamdrift.core.monitor import Monitor
 from streamdrift.core.snapshot import decode_snapshot
 from tests.conftest import KafkaClients, TopicFactory, unique_name
 from tests.integration.conftest import Service
-from tests.integration.runs import committed_total, offline, producing, read_all, wait_until
+from tests.integration.runs import committed_total, offline, producing, read_all, wait_for
+from tests.river_runs import adwin_drifts
 
 Record = Any  # a kafka-python ConsumerRecord
 
@@ -97,14 +97,6 @@ def produce_all(clients: KafkaClients, topic: str, events: list[tuple[str, dict[
         future.get(timeout=30)
 
 
-def wait_for(service: Service, condition: Callable[[], bool], what: str) -> None:
-    """`wait_until`, with the service's last log lines in the failure message."""
-    try:
-        wait_until(condition, what)
-    except AssertionError as error:
-        raise AssertionError(f"{error}; the service's last log lines:\n{service.log_tail()}") from None
-
-
 def run_to_end(
     services: Callable[[Path, str], Service], deployment: Deployment, kafka_admin: Any, total: int
 ) -> Service:
@@ -154,19 +146,9 @@ def published_equals_offline(
     return records, [orjson.loads(alert) for alert in published]
 
 
-def river_adwin(values: list[float]) -> list[int]:
-    """The indices at which River's ADWIN with River's defaults, fed these values, sets drift_detected."""
-    detector, found = ADWIN(), []
-    for i, value in enumerate(values):
-        detector.update(value)
-        if detector.drift_detected:
-            found.append(i)
-    return found
-
-
 def river_offsets(stream: list[tuple[int, float]]) -> list[int]:
     """ADWIN's drift indices on a stream of (offset, value), mapped to the offsets of those values."""
-    return [stream[i][0] for i in river_adwin([value for _offset, value in stream])]
+    return [stream[i][0] for i in adwin_drifts([value for _offset, value in stream])]
 
 
 def events_of(records: list[Record]) -> list[tuple[int, dict[str, Any]]]:
@@ -348,7 +330,7 @@ def test_five_features_shifting_together_give_exactly_one_model_alert_naming_the
     # River on each feature: the seed is one where exactly the shifted five drift, all after their shift.
     ordered = events_of(records)
     offsets = [offset for offset, _event in ordered]
-    river = {name: river_adwin([e["features"][name] for _o, e in ordered]) for name in MODEL_FEATURES}
+    river = {name: adwin_drifts([e["features"][name] for _o, e in ordered]) for name in MODEL_FEATURES}
     assert {name for name, found in river.items() if found} == set(SHIFT_AT), (
         f"seed property: River's ADWIN should detect exactly the shifted features, got {river}"
     )

@@ -18,7 +18,7 @@ from streamdrift.core.categorical import CategoricalPolicy, CategoryProfile
 from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.plan import SIGNAL_KINDS, Policies, SignalKind, SignalPolicy
-from tests.unit.river_runs import FedValues, adwin_drifts
+from tests.river_runs import FedValues, adwin_drifts
 
 PAYMENT_METHODS = ("card", "cash", "crypto", "transfer", "voucher")
 

@@ -28,7 +28,7 @@ from streamdrift.core.event import InferenceEvent
 from streamdrift.core.monitor import NON_FINITE, Monitor
 from streamdrift.core.plan import Policies, SignalPolicy
 from streamdrift.replay import ReplayStats, replay
-from tests.unit.river_runs import run_river
+from tests.river_runs import run_river
 
 SEED = 20240607
 CHANGE_AT = 1000

@@ -22,7 +22,7 @@ from streamdrift.core.event import InferenceEvent
 from streamdrift.core.lifecycle import ModelAlertPolicy
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.plan import SIGNAL_KINDS, Policies, SignalKind, SignalPolicy
-from tests.unit.river_runs import RiverRun, run_river
+from tests.river_runs import RiverRun, run_river
 
 
 def features_only(model_alerts: ModelAlertPolicy | None = None, **feature_policy: Any) -> Policies:

@@ -15,7 +15,7 @@ from streamdrift.core.event import InferenceEvent
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.plan import ModelRule, Mute, Policies, PolicyOverride, SignalPolicy
 from streamdrift.core.scaling import Standardize
-from tests.unit.river_runs import drift_indices
+from tests.river_runs import drift_indices
 
 START_MS = 1_780_000_000_000
 STEP_MS = 1000  # one event per second of record time

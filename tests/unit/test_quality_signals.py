@@ -15,7 +15,7 @@ from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.monitor import TYPE_MISMATCH, Monitor
 from streamdrift.core.plan import SIGNAL_KINDS, Policies, SignalKind, SignalPolicy
 from streamdrift.core.quality import Range, RangePolicy
-from tests.unit.river_runs import FedValues, adwin_drifts
+from tests.river_runs import FedValues, adwin_drifts
 
 TYPE_MISMATCH_SIGNAL = "quality:type_mismatch"
 OUT_OF_RANGE_SIGNAL = "quality:out_of_range"

@@ -1,4 +1,4 @@
-"""What the unit tests hold the core to: River's detectors run offline, and the values the core fed."""
+"""What the tests hold the core to: River's detectors run offline, and the values the core fed."""
 
 from __future__ import annotations
 
