@@ -184,7 +184,16 @@ def _poll_member(member: GroupMember, stop: threading.Event, lock: threading.Loc
 def test_two_member_group_splits_partitions(kafka_clients: KafkaClients, new_topic: TopicFactory) -> None:
     topic = new_topic(partitions=4)
     group = unique_name("split-group")
-    consumers = [kafka_clients.consumer(topic, group_id=group, heartbeat_interval_ms=500) for _ in range(2)]
+    consumers = [kafka_clients.consumer(group_id=group, heartbeat_interval_ms=500) for _ in range(2)]
+    for consumer in consumers:
+        # Each member knows the topic's partitions before it joins. Otherwise the leader may assign from
+        # metadata without the topic (an empty first assignment), and kafka-python was seen to leave the
+        # rejoin that follows waiting for good; the service restarts such a rebalance, this test does not.
+        deadline = time.monotonic() + DEADLINE_S
+        while consumer.partitions_for_topic(topic) != {0, 1, 2, 3}:
+            assert time.monotonic() < deadline, f"a consumer never saw the 4 partitions of {topic}"
+            time.sleep(0.1)
+        consumer.subscribe([topic])
     members = [GroupMember(consumer) for consumer in consumers]
     stop, lock = threading.Event(), threading.Lock()
     threads = [threading.Thread(target=_poll_member, args=(m, stop, lock), daemon=True) for m in members]
