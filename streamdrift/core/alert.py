@@ -23,14 +23,15 @@ AlertLevel = Literal["drift", "warning", "resolved"]
 
 
 # Not frozen, unlike the other value types: one is made per event, and a frozen dataclass's __init__ costs an
-# object.__setattr__ call per field. Nothing mutates it.
-@dataclass(slots=True, kw_only=True)
+# object.__setattr__ call per field. Nothing mutates it. Not keyword-only either: the service passes its
+# fields by position, which costs less; everything else names them.
+@dataclass(slots=True)
 class RecordSource:
     """Where an event came from: a Kafka record, or a line of a file (topic None, partition None)."""
 
+    offset: int
     topic: str | None = None
     partition: int | None = None
-    offset: int
     timestamp_ms: int | None = None
 
 

@@ -307,6 +307,19 @@ class Detector:
         used = self._river._get_params()
         return {name: used[name] for name in self.spec.kind.params if name in used}
 
+    def lane(self) -> Callable[[float], bool] | None:
+        """River's own update, for a caller that counts values itself (SignalTrack.arm): valid while it
+        returns False; on True, call `drifted_in_lane` before anything else."""
+        return None if self._drifted else self._window_update
+
+    def drifted_in_lane(self) -> int:
+        """The lane's update returned True: what `update` would have recorded for that value."""
+        self._river._drift_detected = True
+        self._drifted = True
+        self._in_warning = False
+        self.observations += 1
+        return DRIFT
+
     def update(self, value: float) -> int:
         # The hot path of the whole service: River's private flags are read directly (the public
         # properties only return them), and nothing is looked up twice.

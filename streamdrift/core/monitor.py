@@ -54,6 +54,11 @@ NOT_BINARY: Final = "not_binary"
 TOO_MANY_SIGNALS: Final = "too_many_signals"
 TYPE_MISMATCH: Final = "type_mismatch"
 
+# What an event's feature values say for the quality signals (Monitor._features).
+MISMATCH: Final = 1  # a value of the wrong type for its feature
+CHECKED: Final = 2  # a feature with known bounds: the event counts for out-of-range
+OUTSIDE: Final = 4  # a value outside its feature's bounds
+
 TYPE_MISMATCH_SIGNAL: Final = "quality:type_mismatch"
 OUT_OF_RANGE_SIGNAL: Final = "quality:out_of_range"
 
@@ -93,10 +98,22 @@ class Monitor:
         self.labels: Counter[str] = Counter()  # the late-label join's outcomes (labels.py)
         self.label_delays_ms: list[int] = []  # delays of joined labels; the caller drains it
         self.dirty: set[str] = set()  # models changed since the caller last cleared this (checkpoints)
-        # Called with (model_id, signal, index of the value in the signal's stream, value, detector level:
-        # NO_CHANGE, WARNING or DRIFT) for every value fed to a detector. For offline tools (replay reports);
-        # the service leaves it None.
-        self.observer: Callable[[str, str, int, float, int], None] | None = None
+        self._observer: Callable[[str, str, int, float, int], None] | None = None
+
+    @property
+    def observer(self) -> Callable[[str, str, int, float, int], None] | None:
+        """Called with (model_id, signal, index of the value in the signal's stream, value, detector level:
+        NO_CHANGE, WARNING or DRIFT) for every value fed to a detector. For offline tools (replay reports);
+        the service leaves it None. With an observer, every value takes the full feed (no armed tracks)."""
+        return self._observer
+
+    @observer.setter
+    def observer(self, observer: Callable[[str, str, int, float, int], None] | None) -> None:
+        self._observer = observer
+        if observer is not None:
+            for model in self.models.values():
+                for track in model.each_track():
+                    track.disarm()
 
     def model(self, model_id: str) -> ModelMonitor:
         model = self.models.get(model_id)
@@ -181,54 +198,84 @@ class Monitor:
         for name in values:
             if name not in known:
                 self._watch(model, name)
-        mismatch = checked = outside = False
+        flags = 0  # MISMATCH, CHECKED, OUTSIDE: what the event says for the quality signals
         feed = self._feed
-        # The hot loop of the service: once per feature per event. Locals over attributes, no call for a
-        # finite float (the common value), nothing looked up twice.
+        # The hot loop of the service: once per feature per event. Locals over attributes, nothing looked
+        # up twice, the common value (a finite float of a numeric feature without bounds) handled here and
+        # every other in `_value`, and an armed track's value straight to River (SignalTrack): most values
+        # of a calm stream cost one call.
         for name, watch in known.items():
             raw = values.get(name)
             missing = watch.missing
             if missing is not None:
-                feed(model, missing, 1.0 if raw is None else 0.0, event, source, alerts)
-            bounds = watch.bounds
-            if bounds is not None and bounds.seen >= bounds.warmup:
-                checked = True  # known bounds: the event counts for out-of-range, whatever its value
-            if raw is None:
-                continue
-            kind = watch.kind
-            if kind == UNSETTLED:
-                kind, bounds = self._settle(model, name, watch, raw)
-            if kind == NUMERIC:
-                value: float | None
-                if type(raw) is float and raw - raw == 0.0:  # finite: inf - inf and nan - nan are nan
-                    value = raw
-                elif type(raw) is str:
-                    mismatch = True
-                    self.skipped[TYPE_MISMATCH] += 1
-                    continue
+                flag = 1.0 if raw is None else 0.0
+                lane = missing.fast
+                if lane is None:
+                    feed(model, missing, flag, event, source, alerts)
+                elif lane(flag):
+                    self._lane_drift(model, missing, flag, event, source, alerts)
                 else:
-                    value = self._number(raw)
-                    if value is None:
-                        continue
-                if bounds is not None and (out := bounds.outside(value)) is not None:
-                    checked = True
-                    outside = outside or out
+                    missing.seen += 1
+            if watch.plain and type(raw) is float and raw - raw == 0.0:  # finite: inf - inf, nan - nan: nan
                 numeric = watch.numeric
                 if numeric is not None:
-                    feed(model, numeric, value, event, source, alerts)
-            elif type(raw) is str:
-                self._category(model, name, watch, raw, event, source, alerts)
-            else:
-                mismatch = True
-                self.skipped[TYPE_MISMATCH] += 1
+                    lane = numeric.fast
+                    if lane is None:
+                        feed(model, numeric, raw, event, source, alerts)
+                    elif lane(raw):
+                        self._lane_drift(model, numeric, raw, event, source, alerts)
+                    else:
+                        numeric.seen += 1
+            elif raw is not None or watch.bounds is not None:
+                flags |= self._value(model, name, watch, raw, event, source, alerts)
         if known:
             track = model.named(TYPE_MISMATCH_SIGNAL, "type_mismatch")
             if track is not None:
-                feed(model, track, 1.0 if mismatch else 0.0, event, source, alerts)
-        if checked:
+                feed(model, track, 1.0 if flags & MISMATCH else 0.0, event, source, alerts)
+        if flags & CHECKED:
             track = model.named(OUT_OF_RANGE_SIGNAL, "out_of_range")
             if track is not None:
-                feed(model, track, 1.0 if outside else 0.0, event, source, alerts)
+                feed(model, track, 1.0 if flags & OUTSIDE else 0.0, event, source, alerts)
+
+    def _value(
+        self,
+        model: ModelMonitor,
+        name: str,
+        watch: FeatureWatch,
+        raw: Scalar,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+    ) -> int:
+        """Any feature value but the common one (see `_features`): a first value, which settles the
+        feature's type, a category, an int or bool, a value that cannot be fed, a feature with bounds.
+        Returns the MISMATCH, CHECKED and OUTSIDE flags it sets."""
+        flags = 0
+        bounds = watch.bounds
+        if bounds is not None and bounds.seen >= bounds.warmup:
+            flags = CHECKED  # known bounds: the event counts for out-of-range, whatever its value
+        if raw is None:
+            return flags
+        kind = watch.kind
+        if kind == UNSETTLED:
+            kind, bounds = self._settle(model, name, watch, raw)
+        if kind == CATEGORICAL:
+            if type(raw) is str:
+                self._category(model, name, watch, raw, event, source, alerts)
+                return flags
+            self.skipped[TYPE_MISMATCH] += 1
+            return flags | MISMATCH
+        if type(raw) is str:
+            self.skipped[TYPE_MISMATCH] += 1
+            return flags | MISMATCH
+        value = self._number(raw)
+        if value is None:
+            return flags
+        if bounds is not None and (out := bounds.outside(value)) is not None:
+            flags |= CHECKED | (OUTSIDE if out else 0)
+        if watch.numeric is not None:
+            self._feed(model, watch.numeric, value, event, source, alerts)
+        return flags
 
     def _watch(self, model: ModelMonitor, name: str) -> None:
         """Start watching a feature the model has not sent before (its type settles at its first value)."""
@@ -250,6 +297,7 @@ class Monitor:
             watch.numeric = model.track(f"feature:{name}", plan.feature(name))
             if plan.signal("out_of_range").enabled:
                 watch.bounds = FeatureRange(policies.ranges, policies.ranges.given(model.model_id, name))
+            watch.plain = watch.bounds is None
         return watch.kind, watch.bounds
 
     def _category(
@@ -395,6 +443,13 @@ class Monitor:
         source: RecordSource,
         alerts: list[DriftAlert],
     ) -> None:
+        lane = track.fast
+        if lane is not None:
+            if lane(value):
+                self._lane_drift(model, track, value, event, source, alerts)
+            else:
+                track.seen += 1
+            return
         detector = track.detector
         scaler = track.scaler
         if scaler is not None:
@@ -405,16 +460,44 @@ class Monitor:
         if detector.binary and value not in (0.0, 1.0):
             self.skipped[NOT_BINARY] += 1
             return
-        level = detector.update(value)
+        self._judge(model, track, value, detector.update(value), event, source, alerts)
+
+    def _lane_drift(
+        self,
+        model: ModelMonitor,
+        track: SignalTrack,
+        value: float,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+    ) -> None:
+        """An armed track's detector drifted on `value` (already fed): back to the full feed."""
+        track.disarm()
+        self._judge(model, track, value, track.detector.drifted_in_lane(), event, source, alerts)
+
+    def _judge(
+        self,
+        model: ModelMonitor,
+        track: SignalTrack,
+        value: float,
+        level: int,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+    ) -> None:
+        """What a value the detector took means: episodes, cooldowns, mutes and the alerts they let out."""
         track.seen += 1
-        if self.observer is not None:
-            self.observer(model.model_id, track.name, track.seen - 1, value, level)
+        observer = self._observer
+        if observer is not None:
+            observer(model.model_id, track.name, track.seen - 1, value, level)
         if level != DRIFT and track.episode is not None:
             track.episode_quiet += 1
             if track.episode_quiet >= track.resolve_after:
                 alerts.append(self._alert(model, track, "resolved", event, source, episode=track.episode))
                 track.episode = None
         if level == NO_CHANGE:
+            if observer is None:
+                track.arm()
             return
         if level == DRIFT and track.episode is not None:
             track.episode_quiet = 0  # a drift joins the open episode, whether published or not

@@ -6,6 +6,7 @@ to plain containers (the body of a snapshot) and rebuilt under a possibly change
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from streamdrift.core.categorical import CategoryProfile
@@ -23,11 +24,18 @@ CATEGORICAL: Final = 2
 
 
 class SignalTrack:
-    """One signal of one model: its detector, the cooldown that gates its alerts, and its open episode."""
+    """One signal of one model: its detector, the cooldown that gates its alerts, and its open episode.
+
+    While nothing but the detector needs a value (no scaler, no open episode, no pending drift, no observer),
+    the track is *armed*: `fast` is River's own update, which the caller runs instead of the whole feed and
+    counts by `seen` alone; the first True it returns is a drift, and the caller disarms the track and hands
+    that value to the full feed. `armed_at` keeps `detector.observations` right without a second count per
+    value.
+    """
 
     __slots__ = (
-        "cooldown", "cooldown_ms", "detector", "episode", "episode_drifts", "episode_quiet", "name",
-        "quiet_until", "quiet_until_ms", "resolve_after", "scaler", "seen",
+        "armed_at", "cooldown", "cooldown_ms", "detector", "episode", "episode_drifts", "episode_quiet",
+        "fast", "name", "quiet_until", "quiet_until_ms", "resolve_after", "scaler", "seen",
     )  # fmt: skip
 
     def __init__(self, name: str, policy: SignalPolicy, model_id: str) -> None:
@@ -43,8 +51,26 @@ class SignalTrack:
         self.episode: str | None = None  # the open episode's id
         self.episode_quiet = 0  # values since the episode's last drift
         self.episode_drifts = 0  # drifts in the episode, suppressed ones included
+        self.fast: Callable[[float], bool] | None = None
+        self.armed_at = 0
+
+    def arm(self) -> None:
+        """Arm the track if its values may skip the full feed (see the class docstring)."""
+        if self.fast is None and self.episode is None and self.scaler is None:
+            lane = self.detector.lane()
+            if lane is not None:
+                self.fast, self.armed_at = lane, self.seen
+
+    def disarm(self) -> None:
+        """Back to the full feed for every value; the detector's count takes in the values of the lane."""
+        if self.fast is not None:
+            self.detector.observations += self.seen - self.armed_at
+            self.fast = None
 
     def export(self) -> tuple[Any, ...]:
+        if self.fast is not None:  # bring the detector's count up to date; the track stays armed
+            self.detector.observations += self.seen - self.armed_at
+            self.armed_at = self.seen
         spec = self.detector.spec
         scaler = self.scaler
         return (
@@ -82,10 +108,11 @@ class SignalTrack:
 class FeatureWatch:
     """One feature of one model: its signals, by the type its first non-null value settled."""
 
-    __slots__ = ("bounds", "categories", "kind", "missing", "numeric", "other", "profile")
+    __slots__ = ("bounds", "categories", "kind", "missing", "numeric", "other", "plain", "profile")
 
     def __init__(self, missing: SignalTrack | None) -> None:
         self.kind = UNSETTLED
+        self.plain = False  # numeric without bounds: a finite float needs nothing but its detector
         self.missing = missing  # missing:<name>
         self.numeric: SignalTrack | None = None  # feature:<name>
         self.bounds: FeatureRange | None = None  # for quality:out_of_range
@@ -116,6 +143,13 @@ class ModelMonitor:
             return None
         self.detectors += 1
         return SignalTrack(name, policy, self.model_id)
+
+    def each_track(self) -> Iterator[SignalTrack]:
+        for watch in self.features.values():
+            yield from (t for t in (watch.missing, watch.numeric, watch.other) if t is not None)
+            yield from (t for t in watch.categories.values() if t is not None)
+        yield from (t for t in self.classes.values() if t is not None)
+        yield from (t for t in self.tracks.values() if t is not None)
 
     def named(self, name: str, kind: SignalKind) -> SignalTrack | None:
         """The model's one track of this name (prediction, score, error, quality:*), made at first use."""
@@ -189,6 +223,7 @@ def restore_model(model: ModelMonitor, state: dict[str, Any]) -> int:
                     FeatureRange(policies.ranges, given) if bounds is None
                     else FeatureRange.restored(policies.ranges, given, bounds)
                 )  # fmt: skip
+            watch.plain = watch.bounds is None
         elif kind == CATEGORICAL and profile is not None:
             watch.profile = CategoryProfile.restored(policies.categorical, profile)
             policy = plan.signal("categorical")

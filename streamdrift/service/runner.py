@@ -563,16 +563,9 @@ class DriftService:
                     record.partition,
                     offset,
                 )
-                source = RecordSource(
-                    topic=topic, partition=number, offset=original, timestamp_ms=record.timestamp
-                )
+                source = RecordSource(original, topic, number, record.timestamp)
             else:
-                source = RecordSource(
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=offset,
-                    timestamp_ms=record.timestamp,
-                )
+                source = RecordSource(offset, record.topic, record.partition, record.timestamp)
             # A replayed event (emit False) only brings detectors up to date; the core still returns the
             # alerts of late labels it releases that were not published before (labels.py).
             alerts = process(event, source, live=emit)

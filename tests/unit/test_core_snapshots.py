@@ -220,3 +220,19 @@ def test_a_replayed_record_updates_state_but_returns_no_alerts() -> None:
     monitor = Monitor(POLICIES, config_version="v")
     assert run(monitor, RECORDS[:cut], live=False) == []
     assert run(monitor, RECORDS[cut:]) == alerts_from(cut)
+
+
+def test_armed_tracks_publish_and_hold_exactly_what_the_full_feed_does() -> None:
+    """A calm signal's values go straight to River (SignalTrack.arm); an observer turns that off, so that it
+    sees every value. Both ways must give the same alerts and the same state, at every point of the stream."""
+    armed, full = Monitor(POLICIES, config_version="v"), Monitor(POLICIES, config_version="v")
+    full.observer = lambda _model, _signal, _index, _value, _level: None
+    used_the_lane = False
+    for i, record in enumerate(RECORDS):
+        assert [a.to_json() for a in apply(armed, record)] == [a.to_json() for a in apply(full, record)]
+        tracks = list(armed.models["fraud"].each_track())
+        used_the_lane = used_the_lane or any(track.fast is not None for track in tracks)
+        if i % 250 == 0 or i == len(RECORDS) - 1:
+            assert pickle.dumps(armed.export_model("fraud")) == pickle.dumps(full.export_model("fraud"))
+    assert used_the_lane
+    assert all(track.fast is None for track in full.models["fraud"].each_track())
