@@ -125,7 +125,8 @@ class EventDecoder:
             model_id, model_version, event_id, timestamp, features, prediction, score, label = (
                 self._get(doc, name) for name in _FIELD_ORDER
             )
-        model_id = self._model_id(model_id, key)
+        if type(model_id) is not str or not model_id or len(model_id) > limits.max_model_id_length:
+            model_id = self._model_id(model_id, key)  # the key instead, or the precise error
         if features is None:
             features = {}
         elif type(features) is not dict:
@@ -180,7 +181,13 @@ class EventDecoder:
         brackets = value.count(b"{") + value.count(b"[")
         if brackets > limits.max_json_depth and _depth(value) > limits.max_json_depth:
             raise BadRecord(TOO_DEEP, f"JSON nesting deeper than {limits.max_json_depth}")
-        return _parse(value), brackets
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise _not_json(value, exc) from None
+        if type(doc) is not dict:
+            raise BadRecord(NOT_AN_OBJECT, f"the value is {_describe(doc)}, not an object")
+        return doc, brackets
 
     def _model_id(self, model_id: Any, key: bytes | None) -> str:
         """The value's model_id, else the record key."""
@@ -230,18 +237,12 @@ def _check_scalars(features: dict[str, Any], prediction: Any, score: Any, label:
             )
 
 
-def _parse(value: bytes) -> dict[str, Any]:
+def _not_json(value: bytes, exc: orjson.JSONDecodeError) -> BadRecord:
     try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        try:
-            value.decode()
-        except UnicodeDecodeError:
-            raise BadRecord(INVALID_UTF8, "the value is not valid UTF-8") from None
-        raise BadRecord(INVALID_JSON, f"the value is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BadRecord(NOT_AN_OBJECT, f"the value is {_describe(doc)}, not an object")
-    return doc
+        value.decode()
+    except UnicodeDecodeError:
+        return BadRecord(INVALID_UTF8, "the value is not valid UTF-8")
+    return BadRecord(INVALID_JSON, f"the value is not valid JSON: {exc}")
 
 
 def _depth(value: bytes) -> int:

@@ -27,7 +27,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from streamdrift.core.alert import AlertLevel, DriftAlert, RecordSource, alert_id
 from streamdrift.core.categorical import OTHER, CategoryProfile
@@ -341,18 +341,12 @@ class Monitor:
         own = alerts if live else []
         prediction = event.prediction
         if prediction is not None:
-            if isinstance(prediction, str):
+            if type(prediction) is str:
                 self._classes(model, prediction, event, source, own)
             else:
-                track = model.named("prediction", "prediction")
-                value = self._number(prediction) if track is not None else None
-                if track is not None and value is not None:
-                    self._feed(model, track, value, event, source, own)
+                self._output(model, "prediction", prediction, event, source, own)
         if event.score is not None:
-            track = model.named("score", "score")
-            value = self._number(event.score) if track is not None else None
-            if track is not None and value is not None:
-                self._feed(model, track, value, event, source, own)
+            self._output(model, "score", event.score, event, source, own)
         if prediction is None:
             return
         join = model.join
@@ -364,6 +358,31 @@ class Monitor:
             self._errors(model, join.release(live), alerts)
         elif event.label is not None:
             self._error(model, prediction, event.label, event, source, own)
+
+    def _output(
+        self,
+        model: ModelMonitor,
+        name: Literal["prediction", "score"],
+        raw: Scalar,
+        event: InferenceEvent,
+        source: RecordSource,
+        alerts: list[DriftAlert],
+    ) -> None:
+        """A numeric prediction or the score: the one signal of that name, made at its first value."""
+        tracks = model.tracks
+        track = tracks[name] if name in tracks else model.named(name, name)
+        if track is None:
+            return
+        lane = track.fast
+        if lane is not None and type(raw) is float and raw - raw == 0.0:  # as in _features
+            if lane(raw):
+                self._lane_drift(model, track, raw, event, source, alerts)
+            else:
+                track.seen += 1
+            return
+        value = self._number(raw)
+        if value is not None:
+            self._feed(model, track, value, event, source, alerts)
 
     def _errors(self, model: ModelMonitor, released: list[Awaiting], alerts: list[DriftAlert]) -> None:
         """Feed the predictions the join released, in prediction order; only live ones may alert."""
