@@ -664,7 +664,11 @@ class DriftService:
         """Per fetched batch (never per record): the metrics of what was read."""
         topic = partition.topic
         self.events_by_topic[topic] += len(records)
-        self.bytes_by_topic[topic] += sum(max(0, record.serialized_value_size) for record in records)
+        sizes = [record.serialized_value_size for record in records]
+        total = sum(sizes)
+        if min(sizes) < 0:  # a null value's size is -1
+            total = sum(size for size in sizes if size > 0)
+        self.bytes_by_topic[topic] += total
         newest = records[-1]
         self.positions[partition] = newest.offset + 1
         if newest.timestamp >= 0:
