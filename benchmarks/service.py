@@ -76,6 +76,8 @@ def write_config(
             "auto_offset_reset": "earliest",
         },
         "logging": {"level": "info", "format": "json", "summary_interval_s": 1},
+        # Any free port: several instances run side by side (scale-out), and the bench reads their logs.
+        "http": {"port": 0},
     }
     if defaults:
         config["defaults"] = defaults
