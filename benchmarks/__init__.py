@@ -1,8 +1,10 @@
 """streamdrift's benchmark harness: `make bench`, or `python -m benchmarks` with KAFKA_BOOTSTRAP_SERVERS set.
 
-Every figure is measured against a real broker, with the service run as a subprocess exactly as a user runs
-it (`streamdrift run --config FILE`), side by side with its baseline or target in the same run (DESIGN §7):
+Every figure but the core's is measured against a real broker, with the service run as a subprocess exactly
+as a user runs it (`streamdrift run --config FILE`), side by side with its baseline or target in the same run
+(DESIGN §7):
 
+- core: decoding and detection per event in this process, no Kafka, against `orjson.loads` alone;
 - throughput: the service's events/s over one pre-filled topic, against a bare kafka-python consumer that
   reads and parses the same topic (`baseline.py`);
 - latency: produce-to-alert-visible percentiles at a steady input rate (`pacer.py` produces it);
@@ -14,5 +16,5 @@ One module per job: `events` makes the synthetic input, `broker` creates, fills,
 scopes a measurement's children and topics (and removes them however it ends), `rates` turns progress
 samples into rates and percentiles, `report` prints the table and writes the JSON, `machine` describes the
 host and the code measured, `profiling` attaches py-spy. `baseline` and `pacer` run as children. Each
-measurement is one module (`throughput`, `latency`, `scale`, `scaleout`) with a `measure` function.
+measurement is one module (`core`, `throughput`, `latency`, `scale`, `scaleout`) with a `measure` function.
 """

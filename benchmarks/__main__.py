@@ -20,20 +20,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from benchmarks import latency, scale, scaleout, throughput
+from benchmarks import core, latency, scale, scaleout, throughput
 from benchmarks.broker import Broker
 from benchmarks.machine import load_average, machine_info
 from benchmarks.report import Outcome, format_table, write_json
 from benchmarks.workspace import Options, Workspace
 
 MEASUREMENTS: dict[str, Callable[[Workspace], Outcome]] = {
+    "core": core.measure,
     "throughput": throughput.measure,
     "latency": latency.measure,
     "scale": scale.measure,
     "scaleout": scaleout.measure,
 }
-# Latency uses the throughput figure; the heavy scale measurement goes last.
-RUN_ORDER = ("throughput", "latency", "scaleout", "scale")
+# The core (no broker) first; latency uses the throughput figure; the heavy scale measurement goes last.
+RUN_ORDER = ("core", "throughput", "latency", "scaleout", "scale")
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,0 +1,100 @@
+"""The core without Kafka: decoding and detection per event, side by side with `orjson.loads` alone.
+
+The events of the throughput measurement (100 models, 8 numeric features, a prediction and a score), except
+that a tenth of the traffic goes to ten models whose first feature jumps back and forth, so that drifts,
+episodes and the full path of a detection are part of the cost. Every signal on with River's default ADWIN,
+as the service runs by default: 19 detector updates per event. Each figure is the least process CPU time of a
+few rounds (these machines are shared; the least is the run with the least interference), per event. No
+broker involved: quick, and the measurement to watch while changing the core.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from benchmarks.events import EventShape, EventStream, Jumps
+from benchmarks.report import Outcome, Row, events_per_s, ratio
+from benchmarks.workspace import Workspace
+from streamdrift.config.model import StreamdriftConfig
+from streamdrift.core.alert import DriftAlert, RecordSource
+from streamdrift.core.event import EventDecoder
+from streamdrift.core.monitor import Monitor
+
+DEFAULT_EVENTS = 100_000
+QUICK_EVENTS = 20_000
+ROUNDS = 3
+TOPIC = "core-bench"
+
+
+def least_cpu_s(work: Callable[[], Any], rounds: int) -> tuple[float, Any]:
+    """The least process CPU time of `rounds` runs of `work`, and what the last run returned."""
+    best, result = float("inf"), None
+    for _ in range(rounds):
+        started = time.process_time()
+        result = work()
+        best = min(best, time.process_time() - started)
+    return best, result
+
+
+def measure(workspace: Workspace) -> Outcome:
+    options = workspace.options
+    total = options.events or (QUICK_EVENTS if options.quick else DEFAULT_EVENTS)
+    rounds = 1 if options.quick else ROUNDS
+    records = EventStream(EventShape(), seed=options.seed, jumps=Jumps(share=0.1)).batch(total)
+    config = StreamdriftConfig.model_validate(
+        {
+            "kafka": {"bootstrap_servers": workspace.bootstrap, "group_id": "core"},
+            "topics": {"input": [TOPIC]},
+        }
+    )
+    decoder = EventDecoder(config.event_fields(), config.event_limits())
+
+    def parse_only() -> None:
+        loads = orjson.loads
+        for _key, value, _partition in records:
+            loads(value)
+
+    def decode() -> None:
+        # Each event dropped at once, as the service does: holding 100k of them would time the garbage
+        # collector's passes over them instead.
+        for key, value, _partition in records:
+            decoder.decode(key, value)
+
+    parse_s, _ = least_cpu_s(parse_only, rounds)
+    decode_s, _ = least_cpu_s(decode, rounds)
+    events = [decoder.decode(key, value) for key, value, _partition in records]
+
+    def detect() -> list[DriftAlert]:
+        monitor = Monitor(config.policies(), config_version=config.config_version)
+        alerts: list[DriftAlert] = []
+        for offset, event in enumerate(events):
+            alerts.extend(monitor.process(event, RecordSource(offset, TOPIC, 0, offset)))
+        return alerts
+
+    detect_s, alerts = least_cpu_s(detect, rounds)
+    us = 1e6 / total
+    parsed = f"orjson.loads alone {parse_s * us:.2f} µs"
+    outcome = Outcome(name="core")
+    outcome.rows = [
+        Row(measurement="core: decoding, per event", figure=f"{decode_s * us:.2f} µs", reference=parsed,
+            ratio=ratio(decode_s, parse_s)),
+        Row(measurement="core: detection (Monitor.process), per event",
+            figure=f"{detect_s * us:.2f} µs (19 ADWINs, {len(alerts)} alerts)", reference=parsed,
+            ratio=ratio(detect_s, parse_s)),
+        Row(measurement="core: decoding + detection", figure=events_per_s(total / (decode_s + detect_s)),
+            reference=f"orjson.loads alone {events_per_s(total / parse_s)}",
+            ratio=ratio(parse_s, decode_s + detect_s)),
+    ]  # fmt: skip
+    outcome.details = {
+        "events": total,
+        "rounds": rounds,
+        "parse_us_per_event": round(parse_s * us, 3),
+        "decode_us_per_event": round(decode_s * us, 3),
+        "detect_us_per_event": round(detect_s * us, 3),
+        "alerts": len(alerts),
+    }
+    return outcome
