@@ -10,6 +10,7 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import threading
 from collections.abc import Sequence
@@ -127,6 +128,10 @@ def _run(args: argparse.Namespace) -> int:
     reload.install_signal_handler()  # a SIGHUP during startup is kept for the loop, not fatal
     config = load_config(args.config)
     configure_logging(config.logging.level, config.logging.format)
+    # What startup made (modules, config) lives as long as the process: out of the garbage collector's way,
+    # so that its full passes walk little more than the models' state (measured over 200k events: 0.32 ->
+    # 0.08 s in full collections; River's imports bring scipy's many objects).
+    gc.freeze()
     DriftService(config, KafkaClients(config.kafka), stop=stop, reload=reload).run()
     return EXIT_OK
 
