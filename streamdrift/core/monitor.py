@@ -373,14 +373,7 @@ class Monitor:
         track = tracks[name] if name in tracks else model.named(name, name)
         if track is None:
             return
-        lane = track.fast
-        if lane is not None and type(raw) is float and raw - raw == 0.0:  # as in _features
-            if lane(raw):
-                self._lane_drift(model, track, raw, event, source, alerts)
-            else:
-                track.seen += 1
-            return
-        value = self._number(raw)
+        value = raw if type(raw) is float and raw - raw == 0.0 else self._number(raw)  # as in _features
         if value is not None:
             self._feed(model, track, value, event, source, alerts)
 

@@ -62,15 +62,18 @@ class SignalTrack:
                 self.fast, self.armed_at = lane, self.seen
 
     def disarm(self) -> None:
-        """Back to the full feed for every value; the detector's count takes in the values of the lane."""
+        """Back to the full feed for every value."""
+        self._count_lane()
+        self.fast = None
+
+    def _count_lane(self) -> None:
+        """The detector's count takes in the values that went through the lane since `armed_at`."""
         if self.fast is not None:
             self.detector.observations += self.seen - self.armed_at
-            self.fast = None
+            self.armed_at = self.seen
 
     def export(self) -> tuple[Any, ...]:
-        if self.fast is not None:  # bring the detector's count up to date; the track stays armed
-            self.detector.observations += self.seen - self.armed_at
-            self.armed_at = self.seen
+        self._count_lane()  # an armed track stays armed
         spec = self.detector.spec
         scaler = self.scaler
         return (
