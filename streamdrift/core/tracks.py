@@ -22,6 +22,9 @@ UNSETTLED: Final = 0
 NUMERIC: Final = 1
 CATEGORICAL: Final = 2
 
+TYPE_MISMATCH_SIGNAL: Final = "quality:type_mismatch"
+OUT_OF_RANGE_SIGNAL: Final = "quality:out_of_range"
+
 
 class SignalTrack:
     """One signal of one model: its detector, the cooldown that gates its alerts, and its open episode.
@@ -191,7 +194,7 @@ def export_model(model: ModelMonitor) -> dict[str, Any]:
 # A track's name -> the signal kind whose policy it follows (features and classes are handled apart).
 _TRACK_KINDS: Final[dict[str, SignalKind]] = {
     "prediction": "prediction", "score": "score", "error": "error",
-    "quality:type_mismatch": "type_mismatch", "quality:out_of_range": "out_of_range",
+    TYPE_MISMATCH_SIGNAL: "type_mismatch", OUT_OF_RANGE_SIGNAL: "out_of_range",
 }  # fmt: skip
 
 
