@@ -15,6 +15,7 @@ from kafka.structs import TopicPartition
 
 from streamdrift.config.model import KafkaSettings
 from streamdrift.errors import CheckpointRefused, FatalServiceError, Fenced, KafkaUnavailable
+from streamdrift.kafka.batches import read_batches_in_one_pass
 
 
 @contextlib.contextmanager
@@ -120,7 +121,9 @@ class KafkaClients:
         }
         config.update(overrides)
         with translated_errors(f"connecting the consumer to {self._servers}"):
-            return KafkaConsumer(**config)
+            consumer = KafkaConsumer(**config)
+        read_batches_in_one_pass(consumer)
+        return consumer
 
     def producer(self, **overrides: Any) -> Any:
         config: dict[str, Any] = {**self._common, "acks": "all", "linger_ms": 5}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from streamdrift.core.alert import ALERT_SCHEMA, SCHEMA_HEADER, DriftAlert
+from streamdrift.core.alert import ALERT_SCHEMA, SCHEMA_HEADER, DriftAlert, RecordSource
 from streamdrift.errors import BadRecord
 
 Headers = list[tuple[str, bytes]]
@@ -104,3 +104,14 @@ def forwarded_source(headers: Headers) -> tuple[str, int, int] | None:
 
 
 _SOURCE_HEADERS: Final = frozenset({SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET})
+
+
+def record_source(record: Any, forwarded: bool) -> RecordSource:
+    """Where an event came from: the record itself, or for a record of the repartition topic the input
+    record it was forwarded from (its headers)."""
+    if forwarded:
+        topic, number, offset = forwarded_source(record.headers or []) or (
+            record.topic, record.partition, record.offset
+        )  # fmt: skip
+        return RecordSource(offset, topic, number, record.timestamp)
+    return RecordSource(record.offset, record.topic, record.partition, record.timestamp)

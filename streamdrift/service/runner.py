@@ -38,6 +38,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -45,7 +46,7 @@ import structlog
 from streamdrift.config import load_config
 from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import DriftAlert, RecordSource
-from streamdrift.core.event import MISROUTED_LABEL, EventDecoder
+from streamdrift.core.event import MISROUTED_LABEL, EventDecoder, InferenceEvent
 from streamdrift.core.monitor import Monitor
 from streamdrift.errors import (
     BadRecord,
@@ -77,7 +78,7 @@ from streamdrift.service.records import (
     alert_record,
     dead_letter_record,
     forwarded_record,
-    forwarded_source,
+    record_source,
 )
 from streamdrift.service.reload import ReloadTrigger, merge_reloadable
 from streamdrift.service.repartition import TimestampMerge
@@ -532,21 +533,36 @@ class DriftService:
             self._process_labels(partition, records)
             return
         from_repartition = partition.topic == self.repartition_topic
-        decode = self.decoder.decode
-        process = self.monitor.process
-        next_offset = self.next_offset
-        unsnapshotted = self.unsnapshotted_from
-        model_partition = self.model_partition
         replay_end = self.replay_until.get(partition, -1)
+        if records[0].offset < replay_end <= records[-1].offset:
+            # The end of a replay: its part only brings detectors up to date, the rest is live.
+            cut = next(i for i, record in enumerate(records) if record.offset >= replay_end)
+            self._process_events(partition, records[:cut], from_repartition, live=False)
+            self._process_events(partition, records[cut:], from_repartition, live=True)
+        else:
+            self._process_events(partition, records, from_repartition, live=records[0].offset >= replay_end)
+        self.totals["events"] += len(records)
+        self._processed_up_to(partition, records[-1].offset + 1, replay_end)
+
+    def _process_events(
+        self, partition: TopicPartition, records: list[Any], from_repartition: bool, *, live: bool
+    ) -> None:
+        """Decode, then each model's events of the batch at once (Monitor.process_batch); the alerts are
+        published in record order, as one event at a time would have them.
+
+        A replayed event (live False) only brings detectors up to date; the core still returns the alerts of
+        late labels it releases that were not published before (labels.py)."""
+        decode = self.decoder.decode
+        next_offset = self.next_offset
+        model_partition = self.model_partition
+        runs: dict[str, tuple[list[InferenceEvent], list[Any], bool]] = {}
         # Once per record: locals over attributes, the rare cases (a model new here or homed elsewhere, a
-        # re-read event, a forwarded record) off the common path.
+        # re-read event) off the common path.
         for record in records:
-            offset = record.offset
-            emit = offset >= replay_end
             try:
                 event = decode(record.key, record.value)
             except BadRecord as error:
-                if emit:
+                if live:
                     self._dead_letter(error, record)
                 continue
             model_id = event.model_id
@@ -554,31 +570,33 @@ class DriftService:
             at_home = home == partition  # offsets order events within one partition only
             if not at_home:
                 at_home = self._claim(model_id, partition) == partition
-            elif offset < next_offset.get(model_id, -1):
+            elif record.offset < next_offset.get(model_id, -1):
                 self.totals["already_applied"] += 1  # a re-read event its restored state already reflects
                 continue
-            if from_repartition:
-                topic, number, original = forwarded_source(record.headers or []) or (
-                    record.topic,
-                    record.partition,
-                    offset,
-                )
-                source = RecordSource(original, topic, number, record.timestamp)
-            else:
-                source = RecordSource(offset, record.topic, record.partition, record.timestamp)
-            # A replayed event (emit False) only brings detectors up to date; the core still returns the
-            # alerts of late labels it releases that were not published before (labels.py).
-            alerts = process(event, source, live=emit)
+            run = runs.get(model_id)
+            if run is None:
+                run = runs[model_id] = ([], [], at_home)
+            run[0].append(event)
+            run[1].append(record)
+        process_batch = self.monitor.process_batch
+        unsnapshotted = self.unsnapshotted_from
+        found: list[tuple[int, list[DriftAlert]]] = []
+        for model_id, (events, kept, at_home) in runs.items():
+
+            def source(index: int, kept: list[Any] = kept) -> RecordSource:
+                return record_source(kept[index], from_repartition)
+
+            for index, alerts in process_batch(model_id, events, source, live=live):
+                found.append((kept[index].offset, alerts))
             if at_home:
-                next_offset[model_id] = offset + 1
+                next_offset[model_id] = kept[-1].offset + 1
                 if model_id not in unsnapshotted:
-                    unsnapshotted[model_id] = offset
-            if not emit:
-                self.totals["replayed"] += 1
-            if alerts:
-                self._publish(alerts)
-        self.totals["events"] += len(records)
-        self._processed_up_to(partition, records[-1].offset + 1, replay_end)
+                    unsnapshotted[model_id] = kept[0].offset
+            if not live:
+                self.totals["replayed"] += len(events)
+        found.sort(key=itemgetter(0))
+        for _, alerts in found:
+            self._publish(alerts)
 
     def _processed_up_to(self, partition: TopicPartition, end: int, replay_end: int) -> None:
         """Everything before `end` is processed: commit it at the next checkpoint, unless still replaying."""
