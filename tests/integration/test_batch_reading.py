@@ -38,7 +38,9 @@ def test_the_service_consumer_reads_what_kafka_python_reads(
     plain = kafka_clients.producer(compression_type="gzip", linger_ms=20)
     for i in range(500):
         headers = [("trace", str(i).encode()), ("empty", b"")] if i % 3 == 0 else []
-        value = None if i % 50 == 1 and i % 7 else b'{"model_id": "m%d", "features": {"x": %d.5}}' % (i % 9, i)
+        value = b'{"model_id": "m%d", "features": {"x": %d.5}}' % (i % 9, i)
+        if i % 50 == 1 and i % 7:
+            value = None  # a tombstone (it has a key)
         plain.send(topic, key=None if i % 7 == 0 else b"m%d" % (i % 9), value=value, headers=headers)
     plain.flush(timeout=DEADLINE_S)
     transactional = kafka_clients.producer(transactional_id=unique_name("tx"))
