@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from itertools import compress, count, repeat
-from operator import methodcaller
+from operator import attrgetter, methodcaller
 from typing import Final
 
 from streamdrift.core.event import InferenceEvent, Scalar
@@ -66,39 +66,50 @@ def take_columns(model: ModelMonitor, events: Sequence[InferenceEvent]) -> int:
     mismatch = tracks[TYPE_MISMATCH_SIGNAL]
     if not _armed(mismatch):
         return 0
-    features = [event.features for event in events]
+    features = list(map(_FEATURES, events))
     plain_dicts = set(map(type, features)) == {dict}  # as decoded: then `dict.get` runs from C
-    end = _first_false(list(map(known.keys().__ge__, map(_KEYS, features))), end)  # a new feature
-    end = _first_not_none([event.label for event in events], end)  # an error signal to feed
-    columns: list[tuple[SignalTrack | None, SignalTrack | None, list[Scalar]]] = []
+    end = _first_not_none(list(map(_LABEL, events)), end)  # an error signal to feed
+    # (its missing track, its numeric track, its values, whether they are all finite floats)
+    columns: list[tuple[SignalTrack | None, SignalTrack | None, list[Scalar], bool]] = []
+    absent = False
     for name, watch in known.items():
         missing, numeric = watch.missing, watch.numeric if watch.plain else None
         if end == 0 or watch.bounds is not None or not (_armed(missing) and _armed(numeric)):
             return 0  # bounds: every event counts for out-of-range
         head = features[:end]
         column: list[Scalar] = (
-            list(map(dict.get, head, repeat(name)))  # type: ignore[arg-type]
+            list(map(dict.get, head, repeat(name), repeat(_ABSENT)))
             if plain_dicts
-            else [values.get(name) for values in head]
+            else [values.get(name, _ABSENT) for values in head]
         )
+        if watch.plain and set(map(type, column)) == _FLOAT and math.isfinite(sum(column)):  # type: ignore[arg-type]
+            columns.append((missing, numeric, column, True))  # the common case
+            continue
+        if _ABSENT in column:
+            absent = True
+            column = [None if value is _ABSENT else value for value in column]  # absent or null: missing
         # A numeric feature takes finite floats; a feature whose type is not settled, or a categorical
         # one, only its missing signal while it is null.
         end = _plain(column, end) if watch.plain else _first_not_none(column, end)
-        columns.append((missing, numeric, column))
+        columns.append((missing, numeric, column, False))
+    # A new feature ends the prefix. An event with every known feature and as many keys has no other one:
+    # that check is cheap; the exact one runs only when it fails.
+    if absent or set(map(len, features[:end])) != {len(known)}:
+        end = _first_false(list(map(known.keys().__ge__, map(_KEYS, features[:end]))), end)
     for name in ("prediction", "score"):
-        outputs: list[Scalar] = [getattr(event, name) for event in events[:end]]
+        outputs: list[Scalar] = list(map(attrgetter(name), events[:end]))
         track = tracks.get(name)
         # Made at its first value; a string prediction has a signal per class.
         end = _plain(outputs, end) if name in tracks and _armed(track) else _first_not_none(outputs, end)
-        columns.append((None, track, outputs))
+        columns.append((None, track, outputs, False))
     if end == 0:
         return 0
     jobs: list[tuple[SignalTrack, Iterable[float], int]] = []
     if mismatch is not None:
         jobs.append((mismatch, repeat(0.0, end), end))
-    for missing, numeric, column in columns:
+    for missing, numeric, column, floats in columns:
         del column[end:]
-        nulls = None in column
+        nulls = not floats and None in column
         if missing is not None:
             flags = [1.0 if value is None else 0.0 for value in column] if nulls else repeat(0.0, end)
             jobs.append((missing, flags, end))
@@ -123,8 +134,12 @@ def take_columns(model: ModelMonitor, events: Sequence[InferenceEvent]) -> int:
 
 
 _KEYS: Final = methodcaller("keys")
+_FEATURES: Final = attrgetter("features")
+_LABEL: Final = attrgetter("label")
+_ABSENT: Final = object()  # a feature the event does not have (null is None)
 _NULL: Final = type(None)
 _FLOAT_OR_NULL: Final = frozenset((float, _NULL))
+_FLOAT: Final = frozenset((float,))
 
 
 def _armed(track: SignalTrack | None) -> bool:
@@ -143,7 +158,7 @@ def _first_not_none(values: list[Scalar], end: int) -> int:
 
 def _plain(values: list[Scalar], end: int) -> int:
     """The index of the first value before `end` that is neither null nor a finite float."""
-    head = values[:end]
+    head = values if end >= len(values) else values[:end]
     types = set(map(type, head))
     if types <= _FLOAT_OR_NULL:
         present = [value for value in head if value is not None] if _NULL in types else head

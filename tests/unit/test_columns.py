@@ -37,8 +37,8 @@ POLICIES = Policies(
 
 
 def value_stream(seed: int) -> list[tuple[InferenceEvent, RecordSource]]:
-    """Three models interleaved. Their features shift (drifts inside columns), now and then are null, NaN,
-    an int or text (each ends a plain prefix), a new feature appears late, and a model sends a string
+    """Three models interleaved. Their features shift (drifts inside columns), now and then are null, absent,
+    NaN, an int or text (each ends a plain prefix), new features appear, and a model sends a string
     prediction for a while."""
     rng = random.Random(seed)
     stream = []
@@ -57,6 +57,8 @@ def value_stream(seed: int) -> list[tuple[InferenceEvent, RecordSource]]:
             features["x0"] = 3
         if rng.random() < 0.02:
             del features["x3"]
+        elif rng.random() < 0.003:
+            features[f"renamed{i}"] = features.pop("x3")  # a new feature, and as many keys as before
         if i > 4000:
             features["late"] = rng.gauss(0.0, 1.0)
         prediction: Scalar = rng.gauss(shift, 1.0)
@@ -154,3 +156,27 @@ def test_property_any_batching_gives_the_alerts_of_one_event_at_a_time(sizes: li
     for chunk in chunks(iter([*sizes, len(STREAM)])):
         got += in_batches(batched, chunk)
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("cut_at", "features"),
+    [
+        (12, {"a": 1.0, "c": 2.0}),  # in place of a known feature: as many keys as before
+        (12, {"a": 1.0, "b": 2.0, "c": 3.0}),
+        (12, {"a": 1.0, "b": "text"}),
+        (12, {"a": 1.0, "b": float("inf")}),
+        (12, {"a": True, "b": 2.0}),
+        (20, {"a": 1.0}),  # absent: only its missing signal, which a column takes
+        (20, {"a": 1.0, "b": None}),
+    ],
+)
+def test_the_columns_take_the_events_before_the_first_that_needs_more(
+    cut_at: int, features: dict[str, Scalar]
+) -> None:
+    monitor = Monitor(POLICIES, config_version="v")
+    for i in range(60):
+        event = InferenceEvent("m", {"a": float(i % 3), "b": 1.0}, prediction=0.5, score=0.25)
+        monitor.process(event, RecordSource(i))
+    calm = InferenceEvent("m", {"a": 2.0, "b": 1.0}, prediction=0.5, score=0.25)
+    odd = InferenceEvent("m", features, prediction=0.5, score=0.25)
+    assert columns.take_columns(monitor.models["m"], [calm] * 12 + [odd] + [calm] * 7) == cut_at
