@@ -4,6 +4,10 @@
 to its end (read_committed, 2000 records a poll, generous fetch sizes), `orjson.loads` every value, and
 prints one JSON line per poll on stdout: `{"event": "progress", "events": <cumulative>, "t": <epoch s>}`,
 then `{"event": "done", ...}`. Nothing else: this is the cost of reading the data.
+
+`--batch-reader` reads record batches the way the service's consumers do (streamdrift/kafka/batches.py)
+instead of kafka-python's own way: the cost of reading the data for the service, which tells how much of
+the service's time detection takes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import orjson
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
+from streamdrift.kafka.batches import read_batches_in_one_pass
+
 STALL_S = 60.0
 
 
@@ -23,6 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.baseline")
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
+    parser.add_argument("--batch-reader", action="store_true", help="read batches as the service does")
     args = parser.parse_args()
     consumer = KafkaConsumer(
         bootstrap_servers=args.bootstrap,
@@ -34,6 +41,8 @@ def main() -> int:
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
     )
+    if args.batch_reader and not read_batches_in_one_pass(consumer):
+        raise SystemExit("this kafka-python's fetcher is not the one the batch reader knows")
     out = sys.stdout
     loads = orjson.loads
     events = value_bytes = 0

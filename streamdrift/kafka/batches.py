@@ -60,11 +60,7 @@ class BatchRecords(_PartitionRecords):  # type: ignore[misc]
                 self.next_fetch_offset = batch.next_offset
                 batch = records.next_batch()
                 continue
-            for record, size in _batch_records(batch, tp.topic, tp.partition, self.leader_epoch):
-                self.records_read += 1
-                self.bytes_read += size
-                self.next_fetch_offset = record.offset + 1
-                yield record
+            yield from self._batch_records(batch, tp.topic, tp.partition)
             batch = records.next_batch()
         # As kafka-python: the next fetch starts after the last batch, even if compaction emptied its end.
         if last_batch is not None and last_batch.magic == 2:
@@ -88,109 +84,114 @@ class BatchRecords(_PartitionRecords):  # type: ignore[misc]
                 -1 if key is None else len(key), -1 if value is None else len(value), _header_size(headers),
             )  # fmt: skip
 
+    # One flat loop on purpose: a helper call per varint would cost more than the decoding it does.
+    def _batch_records(  # noqa: PLR0915
+        self, batch: DefaultRecordBatch, topic: str, partition: int
+    ) -> Iterator[Any]:
+        """Each record of a v2 batch, as the `ConsumerRecord` kafka-python would build, counted as
+        kafka-python counts it.
+
+        The record layout (KIP-98): length, attributes, timestamp delta, offset delta, key length, key, value
+        length, value, header count, headers; every number a zigzag varint, nearly always one or two bytes.
+        """
+        batch._maybe_uncompress()
+        data = bytes(batch._buffer)  # slices of bytes are the bytes kafka-python's records hold, in one copy
+        pos = batch._pos
+        base_offset = batch.base_offset
+        timestamp_type = batch.timestamp_type
+        first_timestamp = batch.first_timestamp
+        append_time = batch.max_timestamp if timestamp_type == batch.LOG_APPEND_TIME else None
+        leader_epoch = self.leader_epoch
+        new_tuple = tuple.__new__
+        try:
+            for _ in range(batch._num_records):
+                # Each varint: one byte (< 0x80), two bytes, or kafka-python's decoder for longer ones.
+                b = data[pos]
+                if b < 0x80:
+                    length, pos = (b >> 1) ^ -(b & 1), pos + 1
+                elif data[pos + 1] < 0x80:
+                    n = (b & 0x7F) | (data[pos + 1] << 7)
+                    length, pos = (n >> 1) ^ -(n & 1), pos + 2
+                else:
+                    length, pos = decode_varint(data, pos)
+                start = pos
+                # Attributes, unused in v2: an int8 by the format, read as a varint as kafka-python does.
+                if data[pos] < 0x80:
+                    pos += 1
+                else:
+                    _, pos = decode_varint(data, pos)
+                b = data[pos]
+                if b < 0x80:
+                    timestamp_delta, pos = (b >> 1) ^ -(b & 1), pos + 1
+                elif data[pos + 1] < 0x80:
+                    n = (b & 0x7F) | (data[pos + 1] << 7)
+                    timestamp_delta, pos = (n >> 1) ^ -(n & 1), pos + 2
+                else:
+                    timestamp_delta, pos = decode_varint(data, pos)
+                b = data[pos]
+                if b < 0x80:
+                    offset_delta, pos = (b >> 1) ^ -(b & 1), pos + 1
+                elif data[pos + 1] < 0x80:
+                    n = (b & 0x7F) | (data[pos + 1] << 7)
+                    offset_delta, pos = (n >> 1) ^ -(n & 1), pos + 2
+                else:
+                    offset_delta, pos = decode_varint(data, pos)
+                b = data[pos]
+                if b < 0x80:
+                    key_size, pos = (b >> 1) ^ -(b & 1), pos + 1
+                elif data[pos + 1] < 0x80:
+                    n = (b & 0x7F) | (data[pos + 1] << 7)
+                    key_size, pos = (n >> 1) ^ -(n & 1), pos + 2
+                else:
+                    key_size, pos = decode_varint(data, pos)
+                key = None
+                if key_size >= 0:
+                    key = data[pos : pos + key_size]
+                    pos += key_size
+                b = data[pos]
+                if b < 0x80:
+                    value_size, pos = (b >> 1) ^ -(b & 1), pos + 1
+                elif data[pos + 1] < 0x80:
+                    n = (b & 0x7F) | (data[pos + 1] << 7)
+                    value_size, pos = (n >> 1) ^ -(n & 1), pos + 2
+                else:
+                    value_size, pos = decode_varint(data, pos)
+                value = None
+                if value_size >= 0:
+                    value = data[pos : pos + value_size]
+                    pos += value_size
+                headers: list[tuple[str, bytes | None]] = []
+                if data[pos] == 0:
+                    pos += 1
+                else:
+                    pos = _read_headers(data, pos, headers)
+                if pos - start != length:
+                    raise CorruptRecordError(
+                        f"Invalid record size: expected to read {length} bytes in record payload, "
+                        f"but instead read {pos - start}"
+                    )
+                offset = base_offset + offset_delta
+                self.records_read += 1
+                self.bytes_read += length
+                self.next_fetch_offset = offset + 1
+                # The namedtuple's constructor is a Python function: building the tuple directly is a frame
+                # less per record.
+                yield new_tuple(ConsumerRecord, (
+                    topic, partition, leader_epoch, offset,
+                    first_timestamp + timestamp_delta if append_time is None else append_time,
+                    timestamp_type, key, value, headers, None, -1 if key is None else key_size,
+                    -1 if value is None else value_size, -1 if not headers else _header_size(headers),
+                ))  # fmt: skip
+        except (ValueError, IndexError) as err:
+            raise CorruptRecordError(f"Found invalid record structure: {err!r}") from err
+        if pos != len(data):
+            raise CorruptRecordError(f"{len(data) - pos} unconsumed bytes after all records consumed")
+
 
 def _header_size(headers: list[tuple[str, bytes | None]]) -> int:
     if not headers:
         return -1
     return sum(len(key.encode("utf-8")) + (0 if value is None else len(value)) for key, value in headers)
-
-
-# One flat loop on purpose: a helper call per varint would cost more than the decoding it does.
-def _batch_records(  # noqa: PLR0915
-    batch: DefaultRecordBatch, topic: str, partition: int, leader_epoch: int
-) -> Iterator[Any]:
-    """Each record of a v2 batch as (the `ConsumerRecord` kafka-python would build, its size in bytes).
-
-    The record layout (KIP-98): length, attributes, timestamp delta, offset delta, key length, key, value
-    length, value, header count, headers; every number a zigzag varint, nearly always one or two bytes.
-    """
-    batch._maybe_uncompress()
-    data = bytes(batch._buffer)  # slices of bytes are the bytes kafka-python's records hold, in one copy
-    pos = batch._pos
-    base_offset = batch.base_offset
-    timestamp_type = batch.timestamp_type
-    first_timestamp = batch.first_timestamp
-    append_time = batch.max_timestamp if timestamp_type == batch.LOG_APPEND_TIME else None
-    try:
-        for _ in range(batch._num_records):
-            # Each varint: one byte (< 0x80), two bytes, or kafka-python's decoder for longer ones.
-            b = data[pos]
-            if b < 0x80:
-                length, pos = (b >> 1) ^ -(b & 1), pos + 1
-            elif data[pos + 1] < 0x80:
-                n = (b & 0x7F) | (data[pos + 1] << 7)
-                length, pos = (n >> 1) ^ -(n & 1), pos + 2
-            else:
-                length, pos = decode_varint(data, pos)
-            start = pos
-            # Attributes, unused in v2: an int8 by the format, read as a varint as kafka-python does.
-            if data[pos] < 0x80:
-                pos += 1
-            else:
-                _, pos = decode_varint(data, pos)
-            b = data[pos]
-            if b < 0x80:
-                timestamp_delta, pos = (b >> 1) ^ -(b & 1), pos + 1
-            elif data[pos + 1] < 0x80:
-                n = (b & 0x7F) | (data[pos + 1] << 7)
-                timestamp_delta, pos = (n >> 1) ^ -(n & 1), pos + 2
-            else:
-                timestamp_delta, pos = decode_varint(data, pos)
-            b = data[pos]
-            if b < 0x80:
-                offset_delta, pos = (b >> 1) ^ -(b & 1), pos + 1
-            elif data[pos + 1] < 0x80:
-                n = (b & 0x7F) | (data[pos + 1] << 7)
-                offset_delta, pos = (n >> 1) ^ -(n & 1), pos + 2
-            else:
-                offset_delta, pos = decode_varint(data, pos)
-            b = data[pos]
-            if b < 0x80:
-                key_size, pos = (b >> 1) ^ -(b & 1), pos + 1
-            elif data[pos + 1] < 0x80:
-                n = (b & 0x7F) | (data[pos + 1] << 7)
-                key_size, pos = (n >> 1) ^ -(n & 1), pos + 2
-            else:
-                key_size, pos = decode_varint(data, pos)
-            key = None
-            if key_size >= 0:
-                key = data[pos : pos + key_size]
-                pos += key_size
-            b = data[pos]
-            if b < 0x80:
-                value_size, pos = (b >> 1) ^ -(b & 1), pos + 1
-            elif data[pos + 1] < 0x80:
-                n = (b & 0x7F) | (data[pos + 1] << 7)
-                value_size, pos = (n >> 1) ^ -(n & 1), pos + 2
-            else:
-                value_size, pos = decode_varint(data, pos)
-            value = None
-            if value_size >= 0:
-                value = data[pos : pos + value_size]
-                pos += value_size
-            headers: list[tuple[str, bytes | None]] = []
-            if data[pos] == 0:
-                pos += 1
-            else:
-                pos = _read_headers(data, pos, headers)
-            if pos - start != length:
-                raise CorruptRecordError(
-                    f"Invalid record size: expected to read {length} bytes in record payload, "
-                    f"but instead read {pos - start}"
-                )
-            yield (
-                ConsumerRecord(
-                    topic, partition, leader_epoch, base_offset + offset_delta,
-                    first_timestamp + timestamp_delta if append_time is None else append_time, timestamp_type,
-                    key, value, headers, None, -1 if key is None else key_size,
-                    -1 if value is None else value_size, _header_size(headers),
-                ),
-                length,
-            )  # fmt: skip
-    except (ValueError, IndexError) as err:
-        raise CorruptRecordError(f"Found invalid record structure: {err!r}") from err
-    if pos != len(data):
-        raise CorruptRecordError(f"{len(data) - pos} unconsumed bytes after all records consumed")
 
 
 def _read_headers(data: bytes, pos: int, headers: list[tuple[str, bytes | None]]) -> int:
