@@ -20,13 +20,13 @@ without a lane) ends the prefix there: the rest goes one event at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import compress, count, repeat
-from operator import attrgetter, methodcaller
-from typing import Final
+from operator import attrgetter, itemgetter, methodcaller
+from typing import Any, Final
 
 from streamdrift.core.event import InferenceEvent, Scalar
-from streamdrift.core.tracks import TYPE_MISMATCH_SIGNAL, ModelMonitor, SignalTrack
+from streamdrift.core.tracks import TYPE_MISMATCH_SIGNAL, FeatureWatch, ModelMonitor, SignalTrack
 
 # Below this many events of one model in a batch, the columns' setup costs more than they save.
 MIN_COLUMN_EVENTS: Final = 8
@@ -66,62 +66,53 @@ def take_columns(model: ModelMonitor, events: Sequence[InferenceEvent]) -> int:
     mismatch = tracks[TYPE_MISMATCH_SIGNAL]
     if not _armed(mismatch):
         return 0
-    features = list(map(_FEATURES, events))
-    plain_dicts = set(map(type, features)) == {dict}  # as decoded: then `dict.get` runs from C
-    end = _first_not_none(list(map(_LABEL, events)), end)  # an error signal to feed
-    # (its missing track, its numeric track, its values, whether they are all finite floats)
-    columns: list[tuple[SignalTrack | None, SignalTrack | None, list[Scalar], bool]] = []
-    absent = False
-    for name, watch in known.items():
-        missing, numeric = watch.missing, watch.numeric if watch.plain else None
-        if end == 0 or watch.bounds is not None or not (_armed(missing) and _armed(numeric)):
+    for watch in known.values():
+        if watch.bounds is not None or not (
+            _armed(watch.missing) and (not watch.plain or _armed(watch.numeric))
+        ):
             return 0  # bounds: every event counts for out-of-range
-        head = features[:end]
-        column: list[Scalar] = (
-            list(map(dict.get, head, repeat(name), repeat(_ABSENT)))
-            if plain_dicts
-            else [values.get(name, _ABSENT) for values in head]
-        )
-        if watch.plain and set(map(type, column)) == _FLOAT and math.isfinite(sum(column)):  # type: ignore[arg-type]
-            columns.append((missing, numeric, column, True))  # the common case
-            continue
-        if _ABSENT in column:
-            absent = True
-            column = [None if value is _ABSENT else value for value in column]  # absent or null: missing
-        # A numeric feature takes finite floats; a feature whose type is not settled, or a categorical
-        # one, only its missing signal while it is null.
-        end = _plain(column, end) if watch.plain else _first_not_none(column, end)
-        columns.append((missing, numeric, column, False))
-    # A new feature ends the prefix. An event with every known feature and as many keys has no other one:
-    # that check is cheap; the exact one runs only when it fails.
-    if absent or set(map(len, features[:end])) != {len(known)}:
-        end = _first_false(list(map(known.keys().__ge__, map(_KEYS, features[:end]))), end)
+    end = _first_not_none(list(map(_LABEL, events)), end)  # an error signal to feed
+    features = list(map(_FEATURES, events[:end]))
+    end, by_feature = _feature_columns(known, features, end)
+    # (its missing track, its numeric track, its values)
+    columns: list[tuple[SignalTrack | None, SignalTrack | None, Sequence[Scalar]]] = []
+    for watch, column in zip(known.values(), by_feature, strict=True):
+        if watch.plain:
+            end = _numbers_until(column, end)
+            columns.append((watch.missing, watch.numeric, column))
+        else:  # a feature whose type is not settled, or a categorical one: its missing signal while null
+            end = _first_not_none(column, end)
+            columns.append((watch.missing, None, column))
     for name in ("prediction", "score"):
         outputs: list[Scalar] = list(map(attrgetter(name), events[:end]))
         track = tracks.get(name)
         # Made at its first value; a string prediction has a signal per class.
-        end = _plain(outputs, end) if name in tracks and _armed(track) else _first_not_none(outputs, end)
-        columns.append((None, track, outputs, False))
+        end = (
+            _numbers_until(outputs, end)
+            if name in tracks and _armed(track)
+            else _first_not_none(outputs, end)
+        )
+        columns.append((None, track, outputs))
     if end == 0:
         return 0
     jobs: list[tuple[SignalTrack, Iterable[float], int]] = []
     if mismatch is not None:
         jobs.append((mismatch, repeat(0.0, end), end))
-    for missing, numeric, column, floats in columns:
-        del column[end:]
-        nulls = not floats and None in column
+    for missing, numeric, column in columns:
+        head = column[:end]
+        nulls = None in head
         if missing is not None:
-            flags = [1.0 if value is None else 0.0 for value in column] if nulls else repeat(0.0, end)
+            flags = [1.0 if value is None else 0.0 for value in head] if nulls else repeat(0.0, end)
             jobs.append((missing, flags, end))
         if numeric is not None:
-            present = [value for value in column if value is not None] if nulls else column
+            present = [value for value in head if value is not None] if nulls else head
             if present:
-                jobs.append((numeric, present, len(present)))  # type: ignore[arg-type]  # floats (_plain)
+                jobs.append((numeric, present, len(present)))  # type: ignore[arg-type]  # numbers
     outcomes = []
-    for track, column_values, size in jobs:
+    for track, values, size in jobs:
         # River's update over the column from C; `compress` yields the index of its first True, and `map`
         # is lazy, so River stops at the drift.
-        drift = next(compress(count(), map(track.fast, column_values)), None)  # type: ignore[arg-type]
+        drift = next(compress(count(), map(track.fast, values)), None)  # type: ignore[arg-type]
         outcomes.append((track, size if drift is None else drift + 1, drift is not None))
     if any(drifted for _, _, drifted in outcomes):
         for track, taken, drifted in outcomes:
@@ -133,13 +124,35 @@ def take_columns(model: ModelMonitor, events: Sequence[InferenceEvent]) -> int:
     return end
 
 
+def _feature_columns(
+    known: dict[str, FeatureWatch], features: list[Mapping[str, Scalar]], end: int
+) -> tuple[int, list[Sequence[Scalar]]]:
+    """Each known feature's values over the events (None where absent or null), and where the first event
+    with a feature not known yet is, if before `end`."""
+    names = tuple(known)
+    try:  # every event has every known feature: one C call per event reads them all
+        if len(names) == 1:
+            columns: list[Sequence[Scalar]] = [list(map(itemgetter(names[0]), features))]
+        else:
+            columns = list(zip(*map(itemgetter(*names), features), strict=True))
+    except KeyError:
+        columns = []
+        for name in names:
+            column: list[Any] = [values.get(name, _ABSENT) for values in features]
+            columns.append([None if value is _ABSENT else value for value in column])
+        # The exact check: an event whose keys are not all known.
+        return _first_false(list(map(known.keys().__ge__, map(_KEYS, features))), end), columns
+    # With every known feature, an event has a new one when it has more keys.
+    sizes = list(map(len, features))
+    if max(sizes, default=0) > len(names):
+        end = min(end, next(i for i, size in enumerate(sizes) if size > len(names)))
+    return end, columns
+
+
 _KEYS: Final = methodcaller("keys")
+_ABSENT: Final = object()  # a feature an event does not have (null is None)
 _FEATURES: Final = attrgetter("features")
 _LABEL: Final = attrgetter("label")
-_ABSENT: Final = object()  # a feature the event does not have (null is None)
-_NULL: Final = type(None)
-_FLOAT_OR_NULL: Final = frozenset((float, _NULL))
-_FLOAT: Final = frozenset((float,))
 
 
 def _armed(track: SignalTrack | None) -> bool:
@@ -150,21 +163,27 @@ def _first_false(flags: list[bool], end: int) -> int:
     return end if all(flags) else min(flags.index(False), end)
 
 
-def _first_not_none(values: list[Scalar], end: int) -> int:
+def _first_not_none(values: Sequence[Scalar], end: int) -> int:
     if values.count(None) == len(values):
         return end
     return min(next(i for i, value in enumerate(values) if value is not None), end)
 
 
-def _plain(values: list[Scalar], end: int) -> int:
-    """The index of the first value before `end` that is neither null nor a finite float."""
+def _numbers_until(values: Sequence[Scalar], end: int) -> int:
+    """The index of the first value before `end` that is neither null nor a finite number.
+
+    An int or a bool goes to a numeric signal as its float, the value River takes from it anyway; text
+    (a type mismatch, or for a prediction a class) and NaN or infinity (skipped and counted) do not.
+    """
     head = values if end >= len(values) else values[:end]
-    types = set(map(type, head))
-    if types <= _FLOAT_OR_NULL:
-        present = [value for value in head if value is not None] if _NULL in types else head
-        if math.isfinite(sum(present)):  # type: ignore[arg-type]  # floats
+    try:
+        if math.isfinite(sum(head)):  # type: ignore[arg-type]
             return end  # a NaN or an infinity makes the sum one; so may an overflow: checked below
+    except TypeError:
+        pass  # a null or text
     for index, value in enumerate(head):
-        if value is not None and (type(value) is not float or value - value != 0.0):
+        if value is None or type(value) in (int, bool):
+            continue
+        if type(value) is not float or value - value != 0.0:
             return index
     return end

@@ -37,9 +37,9 @@ POLICIES = Policies(
 
 
 def value_stream(seed: int) -> list[tuple[InferenceEvent, RecordSource]]:
-    """Three models interleaved. Their features shift (drifts inside columns), now and then are null, absent,
-    NaN, an int or text (each ends a plain prefix), new features appear, and a model sends a string
-    prediction for a while."""
+    """Three models interleaved. Their features shift (drifts inside columns), now and then are null,
+    absent, NaN, an int, a bool or text (NaN and text end a plain prefix), new features appear, and a model
+    sends a string prediction for a while."""
     rng = random.Random(seed)
     stream = []
     for i in range(EVENTS):
@@ -55,6 +55,8 @@ def value_stream(seed: int) -> list[tuple[InferenceEvent, RecordSource]]:
             features["x3"] = "n/a"
         elif roll < 0.016:
             features["x0"] = 3
+        elif roll < 0.018:
+            features["x1"] = True
         if rng.random() < 0.02:
             del features["x3"]
         elif rng.random() < 0.003:
@@ -165,7 +167,8 @@ def test_property_any_batching_gives_the_alerts_of_one_event_at_a_time(sizes: li
         (12, {"a": 1.0, "b": 2.0, "c": 3.0}),
         (12, {"a": 1.0, "b": "text"}),
         (12, {"a": 1.0, "b": float("inf")}),
-        (12, {"a": True, "b": 2.0}),
+        (12, {"a": 1.0, "b": float("nan")}),
+        (20, {"a": True, "b": 2}),  # a bool or an int: its float, as one event at a time feeds it
         (20, {"a": 1.0}),  # absent: only its missing signal, which a column takes
         (20, {"a": 1.0, "b": None}),
     ],
