@@ -2,7 +2,7 @@
 
 In a calm stream nearly every value goes to an armed track (tracks.py), whose update is River's own call
 and nothing else. Over the leading events of a model's batch where that holds for every value (the *plain
-prefix*: only numeric features without bounds, finite floats or nulls, no new feature, nothing but armed
+prefix*: only numeric features without bounds, finite numbers or nulls, no new feature, nothing but armed
 tracks to feed), each armed track takes its whole column at once, River called from C (`map`) and stopped
 at its first drift.
 
