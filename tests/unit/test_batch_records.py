@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.consumer.fetcher import Fetcher, IsolationLevel
@@ -20,11 +21,11 @@ GZIP = 1
 Record = tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
 
 
-def batches(groups: list[list[Record]], *, compression: int = 0, offset: int = 0) -> bytes:
-    """Record batches (format v2) as a fetch returns them, one per group."""
+def batches(groups: list[list[Record]], *, compression: int = 0, offset: int = 0, magic: int = 2) -> bytes:
+    """Record batches (format v2 unless told) as a fetch returns them, one per group."""
     data = b""
     for group in groups:
-        builder = MemoryRecordsBuilder(2, compression, batch_size=16 * 1024 * 1024, offset=offset)
+        builder = MemoryRecordsBuilder(magic, compression, batch_size=16 * 1024 * 1024, offset=offset)
         for timestamp, key, value, headers in group:
             assert builder.append(timestamp, key, value, headers) is not None
         builder.close()
@@ -71,6 +72,12 @@ def test_every_field_of_every_kind_of_record() -> None:
     assert [r.offset for r in got] == list(range(9))
     assert got[5].serialized_value_size == 20_000 and got[5].serialized_header_size == 70_200
     assert got[3].serialized_key_size == got[3].serialized_value_size == got[3].serialized_header_size == -1
+
+
+@pytest.mark.parametrize("magic", [0, 1])
+def test_batches_in_older_message_formats_keep_kafka_pythons_reading(magic: int) -> None:
+    records: list[Record] = [(T0 + i, b"k%d" % i, None if i == 3 else b"v%d" % i, []) for i in range(10)]
+    assert len(assert_same(batches([records[:4], records[4:]], magic=magic))) == 10
 
 
 def test_compressed_batches() -> None:
