@@ -51,31 +51,60 @@ class ReplayLane:
         return self.answer
 
 
+# A signal's track, and the values it takes over the events (a column) and how many there are.
+Job = tuple[SignalTrack, Iterable[float], int]
+# A feature's or an output's missing-signal track, numeric track, and its raw values over the events.
+Column = tuple[SignalTrack | None, SignalTrack | None, Sequence[Scalar]]
+
+
 def take_columns(model: ModelMonitor, events: Sequence[InferenceEvent]) -> int:
     """Feed the plain prefix of `events` (all of one model, in order) to its armed tracks.
 
     Returns how many leading events are done. 0 means none is: either there was nothing to take, or a
     column drifted and its tracks now replay (see the module docstring); the caller runs every event then.
     """
-    end = len(events)
-    if end < MIN_COLUMN_EVENTS or model.join is not None or model.window.opened_at is not None:
+    if len(events) < MIN_COLUMN_EVENTS or not _only_armed_tracks(model):
         return 0
+    end, columns = _plain_prefix(model, events)
+    if end == 0:
+        return 0
+    outcomes = []
+    for track, values, size in _jobs(model.tracks[TYPE_MISMATCH_SIGNAL], columns, end):
+        # River's update over the column from C; `compress` yields the index of its first True, and `map`
+        # is lazy, so River stops at the drift.
+        drift = next(compress(count(), map(track.fast, values)), None)  # type: ignore[arg-type]
+        outcomes.append((track, size if drift is None else drift + 1, drift is not None))
+    if any(drifted for _, _, drifted in outcomes):
+        for track, taken, drifted in outcomes:
+            track.fast = ReplayLane(track, taken, drifted)
+        return 0
+    for track, taken, _ in outcomes:
+        track.seen += taken
+    model.events += end
+    return end
+
+
+def _only_armed_tracks(model: ModelMonitor) -> bool:
+    """Whether every track the model's plain values would reach is armed, and nothing else is waiting:
+    no late-label join, no open model window, no feature with bounds (every event counts for
+    out-of-range then), and the model's first events already made its tracks."""
+    if model.join is not None or model.window.opened_at is not None:
+        return False
     known, tracks = model.features, model.tracks
-    if not known or TYPE_MISMATCH_SIGNAL not in tracks:
-        return 0  # the first events of a model make its tracks
-    mismatch = tracks[TYPE_MISMATCH_SIGNAL]
-    if not _armed(mismatch):
-        return 0
-    for watch in known.values():
-        if watch.bounds is not None or not (
-            _armed(watch.missing) and (not watch.plain or _armed(watch.numeric))
-        ):
-            return 0  # bounds: every event counts for out-of-range
-    end = _first_not_none(list(map(_LABEL, events)), end)  # an error signal to feed
-    features = list(map(_FEATURES, events[:end]))
-    end, by_feature = _feature_columns(known, features, end)
-    # (its missing track, its numeric track, its values)
-    columns: list[tuple[SignalTrack | None, SignalTrack | None, Sequence[Scalar]]] = []
+    if not known or TYPE_MISMATCH_SIGNAL not in tracks or not _armed(tracks[TYPE_MISMATCH_SIGNAL]):
+        return False
+    return all(
+        watch.bounds is None and _armed(watch.missing) and (not watch.plain or _armed(watch.numeric))
+        for watch in known.values()
+    )
+
+
+def _plain_prefix(model: ModelMonitor, events: Sequence[InferenceEvent]) -> tuple[int, list[Column]]:
+    """How many leading events are plain, and the columns of every feature and output over the events."""
+    known, tracks = model.features, model.tracks
+    end = _first_not_none(list(map(_LABEL, events)), len(events))  # a label: an error signal to feed
+    end, by_feature = _feature_columns(known, list(map(_FEATURES, events[:end])), end)
+    columns: list[Column] = []
     for watch, column in zip(known.values(), by_feature, strict=True):
         if watch.plain:
             end = _numbers_until(column, end)
@@ -93,9 +122,13 @@ def take_columns(model: ModelMonitor, events: Sequence[InferenceEvent]) -> int:
             else _first_not_none(outputs, end)
         )
         columns.append((None, track, outputs))
-    if end == 0:
-        return 0
-    jobs: list[tuple[SignalTrack, Iterable[float], int]] = []
+    return end, columns
+
+
+def _jobs(mismatch: SignalTrack | None, columns: list[Column], end: int) -> list[Job]:
+    """What each track takes over the first `end` events: a missing signal 0 or 1 per event, a numeric
+    one the values present, the type-mismatch rate 0 per event (a plain event has no mismatch)."""
+    jobs: list[Job] = []
     if mismatch is not None:
         jobs.append((mismatch, repeat(0.0, end), end))
     for missing, numeric, column in columns:
@@ -108,20 +141,7 @@ def take_columns(model: ModelMonitor, events: Sequence[InferenceEvent]) -> int:
             present = [value for value in head if value is not None] if nulls else head
             if present:
                 jobs.append((numeric, present, len(present)))  # type: ignore[arg-type]  # numbers
-    outcomes = []
-    for track, values, size in jobs:
-        # River's update over the column from C; `compress` yields the index of its first True, and `map`
-        # is lazy, so River stops at the drift.
-        drift = next(compress(count(), map(track.fast, values)), None)  # type: ignore[arg-type]
-        outcomes.append((track, size if drift is None else drift + 1, drift is not None))
-    if any(drifted for _, _, drifted in outcomes):
-        for track, taken, drifted in outcomes:
-            track.fast = ReplayLane(track, taken, drifted)
-        return 0
-    for track, taken, _ in outcomes:
-        track.seen += taken
-    model.events += end
-    return end
+    return jobs
 
 
 def _feature_columns(

@@ -175,7 +175,7 @@ class BatchRecords(_PartitionRecords):  # type: ignore[misc]
                 self.bytes_read += length
                 self.next_fetch_offset = offset + 1
                 # The namedtuple's constructor is a Python function: building the tuple directly is a frame
-                # less per record.
+                # less per record; so is not calling `_header_size` for a record without headers.
                 yield new_tuple(ConsumerRecord, (
                     topic, partition, leader_epoch, offset,
                     first_timestamp + timestamp_delta if append_time is None else append_time,
