@@ -5,6 +5,8 @@
 - `KafkaUnavailable`: the broker cannot be reached or refused us; retriable by waiting, fatal at startup.
 - `FatalServiceError`: the service cannot go on (misconfigured cluster, writes refused); exit non-zero.
   `Fenced`, a kind of it: another instance took over this one's transactional id.
+- `UnreadableBatch`: a fetched record batch cannot be read (CRC mismatch, damaged compression); the caller
+  fetches it again a few times, then it is fatal with the coordinates an operator needs to move past it.
 """
 
 from __future__ import annotations
@@ -45,3 +47,13 @@ class Fenced(FatalServiceError):
 
 class CheckpointRefused(StreamdriftError):
     """The group moved on (rebalance, eviction): the open interval cannot commit and must be redone."""
+
+
+class UnreadableBatch(StreamdriftError):
+    """A fetched record batch that cannot be read: its CRC does not match, or its records or compression are
+    damaged. `offset` is where reading stopped; `end` the first offset after the batch, by its header (None
+    when the header itself is unreadable)."""
+
+    def __init__(self, topic: str, partition: int, offset: int, end: int | None, reason: str) -> None:
+        self.topic, self.partition, self.offset, self.end, self.reason = topic, partition, offset, end, reason
+        super().__init__(f"{topic} partition {partition} at offset {offset}: {reason}")

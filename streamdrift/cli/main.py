@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the detection service (a consumer group member)")
     run.add_argument("--config", required=True, help="YAML config file (reloaded on SIGHUP)")
     run.add_argument("--watch", action="store_true", help="also reload the config file whenever it changes")
+    run.add_argument(
+        "--rebuild-state-from", metavar="OFFSET|TIME",
+        help="also re-read the input from this offset (every partition) or RFC 3339 time at every restore, "
+        "alerts muted: rebuilds models whose snapshots were rejected (e.g. after a river upgrade)",
+    )  # fmt: skip
     run.set_defaults(handler=_run)
 
     config = commands.add_parser("config", help="validate a config file, or print its JSON Schema")
@@ -105,11 +110,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"streamdrift: {problem}\n")
         return EXIT_USAGE
     except StreamdriftError as exc:
-        sys.stderr.write(f"streamdrift: {exc}\n")
+        sys.stderr.write(f"streamdrift: {_one_line(str(exc))}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a failure nobody classified: still one line and exit 1, never a traceback
+        import structlog
+
+        # The traceback goes to the log as one event (a JSON line in production), for the bug report.
+        structlog.get_logger("streamdrift").error("unexpected error", exc_info=exc)
+        sys.stderr.write(f"streamdrift: unexpected error: {type(exc).__name__}: {_one_line(str(exc))}\n")
+        return EXIT_FAILURE
     return code
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -120,12 +136,14 @@ def _run(args: argparse.Namespace) -> int:
     # "stop cleanly".
     install_stop_handlers(stop)
 
+    from streamdrift.cli.bounds import parse_bound
     from streamdrift.config import load_config
     from streamdrift.kafka.clients import KafkaClients
     from streamdrift.service.logs import configure_logging
     from streamdrift.service.reload import ReloadTrigger
     from streamdrift.service.runner import DriftService
 
+    rebuild_from = parse_bound("--rebuild-state-from", args.rebuild_state_from)
     reload = ReloadTrigger(args.config, watch=args.watch)
     reload.install_signal_handler()  # a SIGHUP during startup is kept for the loop, not fatal
     config = load_config(args.config)
@@ -139,7 +157,10 @@ def _run(args: argparse.Namespace) -> int:
     # them to older generations it then walks again. Reference counting frees them; the collector is only
     # for cycles, which the loop does not make, so it may wait longer.
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    DriftService(config, KafkaClients(config.kafka), stop=stop, reload=reload).run()
+    service = DriftService(
+        config, KafkaClients(config.kafka), stop=stop, reload=reload, rebuild_from=rebuild_from
+    )
+    service.run()
     return EXIT_OK
 
 

@@ -142,7 +142,16 @@ class ProcessingSettings(Strict):
         description="stable id of this replica (default: $STREAMDRIFT_INSTANCE_ID, else the host name); "
         "it names the transactional producer, so a restarted replica fences its previous incarnation",
     )
-    restore_timeout_s: float = Field(60.0, gt=0, description="exit when a state restore makes no progress")
+    restore_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="a state restore that makes no progress this long is abandoned and retried (not ready)",
+    )
+    skip_unreadable_batches: bool = Field(
+        False,
+        description="an input record batch that cannot be read (CRC mismatch, damaged compression) after "
+        "three fetches is skipped into the dead-letter topic instead of stopping the service",
+    )
     repartition: bool = Field(
         False,
         description="for input not keyed by model_id: forward it, keyed by model_id, through an internal "
@@ -160,7 +169,7 @@ class ProcessingSettings(Strict):
         ge=1000,
         le=900_000,
         description="the broker aborts a transaction open this long: bounds how long a dead replica's "
-        "unfinished interval holds back read_committed readers, and the broker outage a replica rides out",
+        "unfinished interval holds back read_committed readers",
     )
     session_timeout_ms: int = Field(
         30_000, ge=1000, description="a replica silent this long loses its partitions to the others"

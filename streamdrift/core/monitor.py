@@ -37,6 +37,7 @@ from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.labels import Awaiting
 from streamdrift.core.plan import Policies
 from streamdrift.core.quality import FeatureRange
+from streamdrift.core.snapshot import REJECT_SHAPE, SnapshotRejected
 from streamdrift.core.tracks import (
     CATEGORICAL,
     NUMERIC,
@@ -56,6 +57,9 @@ NON_NUMERIC: Final = "non_numeric"
 NOT_BINARY: Final = "not_binary"
 TOO_MANY_SIGNALS: Final = "too_many_signals"
 TYPE_MISMATCH: Final = "type_mismatch"
+
+# What every exported model state holds (tracks.export_model); other keys are optional, for older snapshots.
+_EXPORTED_KEYS: Final = frozenset({"features", "classes", "tracks"})
 
 # What an event's feature values say for the quality signals (Monitor._features).
 MISMATCH: Final = 1  # a value of the wrong type for its feature
@@ -187,9 +191,17 @@ class Monitor:
         """Rebuild a model from `export_model`'s output under the current config.
 
         Signals whose detector settings differ from the saved ones start fresh; returns how many did.
+        A state of another shape (a signed snapshot can still hold anything the unpickler allows) raises
+        `SnapshotRejected` and leaves the model absent, never half restored.
         """
         self.models.pop(model_id, None)
-        return restore_model(self.model(model_id), state)
+        try:
+            if not isinstance(state, dict) or _EXPORTED_KEYS - state.keys():
+                raise TypeError(f"a {type(state).__name__}, not the dict of an exported model")
+            return restore_model(self.model(model_id), state)
+        except (TypeError, ValueError, LookupError, AttributeError) as exc:
+            self.models.pop(model_id, None)
+            raise SnapshotRejected(REJECT_SHAPE, f"model {model_id!r}: {type(exc).__name__}: {exc}") from None
 
     def reconfigure(self, policies: Policies, *, config_version: str) -> int:
         """Apply new policies to every model: a signal whose detector settings changed starts fresh, every

@@ -7,7 +7,10 @@ common one- and two-byte varints decoded inline. Everything around the records i
 fetching, CRC checks, aborted transactions (read_committed), control batches, the position it tracks.
 
 A batch in an older message format, or a consumer with deserializers, keeps kafka-python's own reading.
-Errors are kafka-python's: a malformed record raises `CorruptRecordError` after the records before it.
+A batch that cannot be read (CRC mismatch, a malformed record, compression that does not decode) raises
+`UnreadableBatch` with its topic, partition and offsets, after the records before it; kafka-python returns
+those records first and raises at the next poll, with the position at the damaged batch, so a further poll
+fetches the batch again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.util import decode_varint
 
+from streamdrift.errors import UnreadableBatch
+
 _PartitionRecords: Any = Fetcher.PartitionRecords
 
 
@@ -29,14 +34,25 @@ class BatchRecords(_PartitionRecords):  # type: ignore[misc]
     def _unpack_records(
         self, tp: Any, records: Any, key_deserializer: Any, value_deserializer: Any
     ) -> Iterator[Any]:
-        if key_deserializer is not None or value_deserializer is not None:
-            yield from super()._unpack_records(tp, records, key_deserializer, value_deserializer)
-            return
+        try:
+            if key_deserializer is not None or value_deserializer is not None:
+                yield from super()._unpack_records(tp, records, key_deserializer, value_deserializer)
+                return
+            yield from self._unpack_batches(tp, records)
+        except Exception as exc:  # any failure to read the bytes: damaged data, whatever raised it
+            batch = getattr(self, "_current_batch", None)
+            end = None if batch is None else batch.next_offset
+            reason = str(exc) if isinstance(exc, CorruptRecordError) else f"{type(exc).__name__}: {exc}"
+            # next_fetch_offset: the first offset not yet returned, where the consumer's position stays.
+            raise UnreadableBatch(tp.topic, tp.partition, self.next_fetch_offset, end, reason) from exc
+
+    def _unpack_batches(self, tp: Any, records: Any) -> Iterator[Any]:
         # kafka-python's loop over batches (Fetcher.PartitionRecords._unpack_records), the same steps.
+        self._current_batch = None
         batch = records.next_batch()
         last_batch = None
         while batch is not None:
-            last_batch = batch
+            last_batch = self._current_batch = batch
             if self.check_crcs and not batch.validate_crc():
                 raise CorruptRecordError(
                     f"Record batch for partition {self.topic_partition} at offset {batch.base_offset} "

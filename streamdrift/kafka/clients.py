@@ -17,15 +17,34 @@ from streamdrift.config.model import KafkaSettings
 from streamdrift.errors import CheckpointRefused, FatalServiceError, Fenced, KafkaUnavailable
 from streamdrift.kafka.batches import read_batches_in_one_pass
 
+# Errors no retry can fix, even inside a transaction: the cluster refuses this client or this data.
+_REFUSALS = (
+    kafka_errors.AuthorizationError,
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.InvalidTransactionTimeoutError,
+    kafka_errors.UnsupportedVersionError,
+    kafka_errors.UnsupportedForMessageFormatError,
+    kafka_errors.UnsupportedCompressionTypeError,
+)
+
 
 @contextlib.contextmanager
-def translated_errors(action: str) -> Iterator[None]:
-    """Re-raise kafka-python's errors as streamdrift's, classified by what the caller must do."""
+def translated_errors(action: str, *, transactional: bool = False) -> Iterator[None]:
+    """Re-raise kafka-python's errors as streamdrift's, classified by what the caller must do.
+
+    `transactional`: a call on the transactional producer. Any failure there other than a fence or a refusal
+    leaves the transaction's outcome to the broker (kafka-python moves the producer into an error state, often
+    as a bare `KafkaError` naming a timeout): `KafkaUnavailable`, so that the caller rolls back with a new
+    producer, whose initialisation settles the old transaction first.
+    """
     try:
         yield
-    except (kafka_errors.ProducerFencedError, kafka_errors.InvalidProducerEpochError) as exc:
+    except _FENCES as exc:
+        raise _fenced(action) from exc
+    except kafka_errors.FencedInstanceIdError as exc:
         raise Fenced(
-            f"{action}: fenced by a newer instance with the same transactional id "
+            f"{action}: another member joined the group with this instance's id "
             "(give every replica its own processing.instance_id / STREAMDRIFT_INSTANCE_ID)"
         ) from exc
     except (
@@ -37,10 +56,38 @@ def translated_errors(action: str) -> Iterator[None]:
         raise CheckpointRefused(f"{action}: {exc}") from exc
     except (kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError) as exc:
         raise KafkaUnavailable(f"{action}: the broker is unreachable ({type(exc).__name__})") from exc
+    except _REFUSALS as exc:
+        raise FatalServiceError(f"{action}: {_refusal(exc)}") from exc
     except kafka_errors.KafkaError as exc:
-        if getattr(exc, "retriable", False):
+        if _names(exc, _FENCES):  # a fence kafka-python stored and now reports inside a bare KafkaError
+            raise _fenced(action) from exc
+        if getattr(exc, "retriable", False) or (transactional and not _names(exc, _REFUSALS)):
             raise KafkaUnavailable(f"{action}: {exc}") from exc
         raise FatalServiceError(f"{action}: {exc}") from exc
+
+
+_FENCES = (kafka_errors.ProducerFencedError, kafka_errors.InvalidProducerEpochError)
+
+
+def _fenced(action: str) -> Fenced:
+    return Fenced(
+        f"{action}: fenced by a newer instance with the same transactional id "
+        "(give every replica its own processing.instance_id / STREAMDRIFT_INSTANCE_ID)"
+    )
+
+
+def _refusal(exc: kafka_errors.KafkaError) -> str:
+    if isinstance(exc, kafka_errors.AuthorizationError):
+        return f"not authorized ({type(exc).__name__}): grant this principal the ACLs the README lists"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _names(exc: kafka_errors.KafkaError, kinds: tuple[type[kafka_errors.KafkaError], ...]) -> bool:
+    """kafka-python reports a transactional producer's stored error as a bare KafkaError naming it."""
+    text = str(exc)
+    return any(kind.__name__ in text for kind in kinds) or (
+        kinds is _REFUSALS and "AuthorizationFailed" in text
+    )
 
 
 class ConnectionWatch(logging.Handler):
@@ -68,17 +115,23 @@ class ConnectionWatch(logging.Handler):
         credentials = f"the credentials of user {settings.sasl_plain_username!r} ({settings.sasl_mechanism})"
         if "SaslAuthenticationFailed" in message:
             return f"the broker rejected {credentials}: check sasl_plain_username and sasl_plain_password"
-        if self.connecting and settings.sasl_mechanism and _LOST_AFTER_API_VERSIONS.search(message):
+        if self.connecting and settings.sasl_mechanism:
             # The broker answers a failed SASL exchange with an error and then closes the connection;
             # kafka-python drops the answer when the close arrives in the same read, so all it reports is
-            # a lost connection. Before any connection has worked, three in a row mean a rejection.
-            self.lost_while_authenticating += 1
-            if self.lost_while_authenticating >= LOSSES_MEANING_REJECTED:
-                return (
-                    f"the broker closed {LOSSES_MEANING_REJECTED} connections in a row during SASL "
-                    f"authentication, as it does when it has rejected {credentials}: check "
-                    "sasl_plain_username and sasl_plain_password"
-                )
+            # that the broker closed a connection whose ApiVersions exchange had worked. Before any
+            # connection has worked, three such in a row mean a rejection. A broker going away (stopped,
+            # crashed, restarting) closes at most the connection it was serving so; the attempts after
+            # that cannot connect at all, and such a failure starts the count again.
+            if _LOST_AFTER_API_VERSIONS.search(message):
+                self.lost_while_authenticating += 1
+                if self.lost_while_authenticating >= LOSSES_MEANING_REJECTED:
+                    return (
+                        f"the broker closed {LOSSES_MEANING_REJECTED} connections in a row during SASL "
+                        f"authentication, as it does when it has rejected {credentials}: check "
+                        "sasl_plain_username and sasl_plain_password"
+                    )
+            elif message.startswith(_CONNECT_FAILED):
+                self.lost_while_authenticating = 0
         if "UnsupportedSaslMechanism" in message:
             return f"the broker does not enable SASL {settings.sasl_mechanism}: check sasl_mechanism"
         if "CERTIFICATE_VERIFY_FAILED" in message and "mismatch" in message:
@@ -90,12 +143,25 @@ class ConnectionWatch(logging.Handler):
             return f"TLS: the broker's certificate is not trusted ({reason}): check ssl_cafile"
         if "WRONG_VERSION_NUMBER" in message or "record layer failure" in message:
             return "TLS handshake failed: the listener does not speak TLS; check security_protocol, port"
+        if "[SSL] PEM lib" in message:
+            # Python's ssl cannot load the client certificate chain: a key it cannot decrypt, most often.
+            return (
+                "TLS: cannot load the client certificate and key (ssl_certfile, ssl_keyfile): check "
+                "ssl_password, the password of the key, and that both files are PEM"
+            )
         return None
 
 
 LOSSES_MEANING_REJECTED = 3
-# A connection lost after its ApiVersions exchange (the broker version is known) and before it was ready.
-_LOST_AFTER_API_VERSIONS = re.compile(r"broker_version=\(\d+, \d+\) \(disconnected\)>: Connection lost")
+# A connection the broker closed (end of stream: not refused, reset or timed out) after its ApiVersions
+# exchange, the broker version known. kafka-python names a version on later attempts of the same client too,
+# once one exchange has worked, so the version alone does not say how far a connection got.
+_LOST_AFTER_API_VERSIONS = re.compile(
+    r"broker_version=\(\d+, \d+\) \(disconnected\)>: "
+    r"Connection lost: KafkaConnectionError: socket disconnected$"
+)
+# A connection attempt that failed before its ApiVersions exchange: refused, reset, timed out, TLS.
+_CONNECT_FAILED = "Connection failed: "
 _TLS_DETAIL = re.compile(r"certificate verify failed: (.*?)(?: \(_ssl\.c:\d+\))?$")
 
 
@@ -163,10 +229,10 @@ class KafkaClients:
 
 
 def bounded(action: str, timeout_s: float, call: Callable[[], Any]) -> Any:
-    """Run a blocking kafka-python call with a deadline (its transactional calls wait without one).
+    """Run a blocking transactional kafka-python call with a deadline (they wait without one).
 
     Past the deadline the call is abandoned in its thread and `KafkaUnavailable` is raised; the caller must
-    then stop using the client it was calling.
+    then stop using the client it was calling. Errors are translated as transactional (`translated_errors`).
     """
     outcome: list[tuple[bool, Any]] = []
 
@@ -184,8 +250,22 @@ def bounded(action: str, timeout_s: float, call: Callable[[], Any]) -> Any:
     succeeded, value = outcome[0]
     if succeeded:
         return value
-    with translated_errors(action):
+    with translated_errors(action, transactional=True):
         raise value
+
+
+def abandon_producer(producer: Any) -> None:
+    """Close a producer that may be wedged, without waiting for it, in a thread of its own."""
+
+    def close() -> None:
+        try:
+            producer.close(timeout=0)
+        except Exception:  # its flush gave up on records that no longer matter: stop its I/O thread anyway
+            sender = getattr(producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+
+    threading.Thread(target=close, name="kafka: closing", daemon=True).start()
 
 
 def partition_counts(admin: Any, topics: list[str]) -> dict[str, int]:
@@ -236,7 +316,7 @@ def committed_position(consumer: Any, tp: TopicPartition) -> tuple[int, int | No
     None when nothing is committed.
     """
     with translated_errors("reading committed offsets"):
-        committed = consumer.committed(tp, metadata=True)
+        committed = consumer.committed(tp, metadata=True, timeout_ms=consumer.config["request_timeout_ms"])
     if committed is None or committed.offset is None or committed.offset < 0:
         return None
     metadata = committed.metadata or ""

@@ -73,3 +73,11 @@ def _offset_of(consumer: Any, tp: Any, bound: Bound | None, *, unbounded: int, e
         return bound.offset
     found = consumer.offsets_for_times({tp: bound.time_ms}).get(tp)
     return end if found is None else int(found.offset)  # no record at or after that time: the end
+
+
+def offset_at(consumer: Any, tp: Any, bound: Bound) -> int:
+    """The partition's offset of `bound`: the offset itself, or the first record at or after the time (the
+    end when there is none)."""
+    with translated_errors(f"finding {tp.topic}/{tp.partition} at {bound}"):
+        end = consumer.end_offsets([tp])[tp]
+        return _offset_of(consumer, tp, bound, unbounded=end, end=end)

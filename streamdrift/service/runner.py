@@ -46,8 +46,10 @@ import structlog
 from streamdrift.config import load_config
 from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import DriftAlert, RecordSource
+from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.event import MISROUTED_LABEL, EventDecoder, InferenceEvent
 from streamdrift.core.monitor import Monitor
+from streamdrift.core.snapshot import REJECT_VERSION, SnapshotRejected
 from streamdrift.errors import (
     BadRecord,
     CheckpointRefused,
@@ -56,10 +58,12 @@ from streamdrift.errors import (
     Fenced,
     KafkaUnavailable,
     StreamdriftError,
+    UnreadableBatch,
 )
 from streamdrift.kafka.clients import (
     KafkaClients,
     RebalanceCallbacks,
+    abandon_producer,
     bounded,
     committed_position,
     ensure_topics,
@@ -71,6 +75,7 @@ from streamdrift.kafka.clients import (
     topic_partition,
     translated_errors,
 )
+from streamdrift.kafka.ranges import Bound, offset_at
 from streamdrift.service.endpoints import Endpoints
 from streamdrift.service.metrics import AlertCounts, ServiceMetrics
 from streamdrift.service.records import (
@@ -98,6 +103,8 @@ HEARTBEAT_SILENCE_S = 10.0  # no heartbeat answered for this long (3 s interval)
 REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused for longer than this: give up (exit non-zero)
 SCATTER_WARNINGS = 20  # models logged by name when input is not keyed by model_id; all are counted
 LOOP_BLOCKED_S = 5.0  # the loop stuck in one call this long (a broker outage, a stall): not ready
+FETCH_ATTEMPTS = 3  # an unreadable record batch is fetched this many times before it is fatal (or skipped)
+UNREADABLE_BATCH = "unreadable_batch"  # the dead-letter kind of a skipped batch
 
 # kafka-python's TopicPartition: a (topic, partition) named tuple. Only the adapter package imports kafka.
 TopicPartition = Any
@@ -113,8 +120,12 @@ class DriftService:
         *,
         stop: threading.Event | None = None,
         reload: ReloadTrigger | None = None,
+        rebuild_from: Bound | None = None,
     ) -> None:
         self.config = config
+        # `run --rebuild-state-from`: every restore also re-reads the input from here (alerts muted), so that
+        # models whose snapshots were rejected (another river version) are rebuilt, not started fresh.
+        self.rebuild_from = rebuild_from
         self.reload = reload
         self.clients = clients
         self.stop = stop or threading.Event()
@@ -158,6 +169,11 @@ class DriftService:
         # detectors up to date (their alerts and dead letters were written before); no offset is committed.
         self.replay_until: dict[TopicPartition, int] = {}
         self.in_transaction = False
+        self.transaction_began: float | None = None  # when the open transaction began (monotonic)
+        self.initializing: Any = None  # a transactional producer whose initialisation has not completed
+        # An error a rebalance callback met that must end the service (they run on kafka-python's thread).
+        self.fatal: FatalServiceError | None = None
+        self.unreadable: tuple[tuple[str, int, int], int] | None = None  # (topic, partition, offset), fetches
         # kafka-python's transactional calls wait without a deadline; a broker outage must not hang us.
         self.call_timeout_s = config.kafka.request_timeout_ms / 1000 + 10
         self.last_checkpoint_ok = time.monotonic()
@@ -294,22 +310,32 @@ class DriftService:
         if not self.exactly_once:
             self.producer = self.clients.producer(enable_idempotence=True)
             return
-        # A stable id per replica: a restarted replica (or a replaced producer) fences the previous one.
-        producer = self.clients.producer(
-            transactional_id=f"streamdrift-{self.config.kafka.group_id}-{self.instance_id}",
-            transaction_timeout_ms=self.config.processing.transaction_timeout_ms,
-        )
+        producer = self.initializing
+        if producer is None:
+            # A stable id per replica: a restarted replica (or a replaced producer) fences the previous one.
+            # init_transactions gives up after max_block_ms, before `bounded` would abandon it.
+            producer = self.initializing = self.clients.producer(
+                transactional_id=f"streamdrift-{self.config.kafka.group_id}-{self.instance_id}",
+                transaction_timeout_ms=self.config.processing.transaction_timeout_ms,
+                max_block_ms=self.config.kafka.request_timeout_ms,
+            )
         try:
             bounded("initialising transactions", self.call_timeout_s, producer.init_transactions)
-        except BaseException:
-            _abandon(producer)
+        except KafkaUnavailable:
+            # Unanswered: retried on this same producer, which goes on waiting for its first request. A new
+            # producer's request would race it, and whichever the broker answered last would fence the other.
             raise
+        except BaseException:
+            self.initializing = None
+            abandon_producer(producer)
+            raise
+        self.initializing = None
         self.producer = producer
 
     def _replace_producer(self) -> None:
         """A transactional call went unanswered: abandon this producer; the loop starts a new one."""
         if self.producer is not None:
-            _abandon(self.producer)
+            abandon_producer(self.producer)
             self.producer = None
             self.totals["producers_replaced"] += 1
 
@@ -393,6 +419,8 @@ class DriftService:
             self.consumer.close(autocommit=False)
         if self.producer is not None:
             self.producer.close(timeout=10)
+        if self.initializing is not None:
+            abandon_producer(self.initializing)
 
     def _loop(self) -> None:
         interval = self.config.processing.commit_interval_ms / 1000
@@ -403,13 +431,15 @@ class DriftService:
         while not self.stop.is_set():
             self.loop_alive_at = time.monotonic()
             try:
+                if self.fatal is not None:
+                    raise self.fatal
                 if self.reload is not None and self.reload.due(self.loop_alive_at):
                     self._reload(self.reload)
                 if self.producer is None:
                     self._start_producer()
                 if self.restoring:
                     self._restore()
-                batch = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+                batch = self._poll()
                 with self.lock:
                     for partition, records in batch.items():
                         self._process(partition, records)
@@ -423,19 +453,8 @@ class DriftService:
                 self._unstick_rebalance(now)
                 failures = 0
                 self._check_readiness(now)
-            except CheckpointRefused as exc:
-                self._rejoin(exc)
-                self.stop.wait(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)])
-                failures += 1
-                now = time.monotonic()
-            except KafkaUnavailable as exc:
-                # The broker is away: undo the open interval and retry; processing resumes from the last
-                # checkpoint once it answers again. Unless it refuses us for good (credentials, TLS).
-                self.clients.raise_if_misconfigured()
-                self.log.warning("broker unavailable; rolling back to the last checkpoint", error=str(exc))
-                self.totals["checkpoint_failures"] += 1
-                with self.lock:
-                    self._rollback()
+            except (CheckpointRefused, KafkaUnavailable, Fenced) as exc:
+                self._recover(exc)
                 self.stop.wait(RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)])
                 failures += 1
                 now = time.monotonic()
@@ -444,6 +463,74 @@ class DriftService:
                 self._log_summary(now - last_summary, self.totals["events"] - events_at_summary)
                 events_at_summary = self.totals["events"]
                 last_summary = now
+
+    def _recover(self, exc: CheckpointRefused | KafkaUnavailable | Fenced) -> None:
+        """Undo the open interval after a failure the service outlives; raises what it does not outlive."""
+        if isinstance(exc, CheckpointRefused):
+            self._rejoin(exc)
+            return
+        if isinstance(exc, Fenced):
+            if not self._own_transaction_timed_out():
+                raise exc  # another instance with this id: this one must stop
+            # The broker ended our transaction itself (open past transaction_timeout_ms: a long stall, a long
+            # broker pause), which fences the producer's epoch: roll back with a new producer.
+            message = "the broker aborted the open transaction after processing.transaction_timeout_ms"
+        else:
+            # The broker is away: processing resumes from the last checkpoint once it answers again. Unless
+            # it refuses us for good (credentials, TLS).
+            self.clients.raise_if_misconfigured()
+            message = "broker unavailable"
+        self.log.warning(f"{message}; rolling back to the last checkpoint", error=str(exc))
+        self.totals["checkpoint_failures"] += 1
+        with self.lock:
+            self._rollback()
+
+    def _own_transaction_timed_out(self) -> bool:
+        """Whether the open transaction has been open for transaction_timeout_ms: a fence is then the broker's
+        own abort of it (it bumps the producer's epoch), not a newer instance with our transactional id."""
+        began = self.transaction_began
+        timeout_s = self.config.processing.transaction_timeout_ms / 1000
+        return began is not None and time.monotonic() - began >= timeout_s
+
+    def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """The next fetched records. A batch that cannot be read is fetched again (`FETCH_ATTEMPTS` times in
+        all), then skipped into the dead-letter topic if `processing.skip_unreadable_batches`, else fatal."""
+        try:
+            with translated_errors("reading input"):
+                batch: dict[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+        except UnreadableBatch as exc:
+            where = (exc.topic, exc.partition, exc.offset)
+            fetches = self.unreadable[1] + 1 if self.unreadable and self.unreadable[0] == where else 1
+            self.unreadable = (where, fetches)
+            tp = topic_partition(exc.topic, exc.partition)
+            if fetches < FETCH_ATTEMPTS:
+                self.log.warning("unreadable record batch; fetching it again", error=str(exc), tries=fetches)
+                self.consumer.seek(tp, exc.offset)
+            elif self.config.processing.skip_unreadable_batches:
+                with self.lock:
+                    self._skip_unreadable(tp, exc)
+            else:
+                raise FatalServiceError(_unreadable_message(exc, fetches)) from exc
+            return {}
+        return batch
+
+    def _skip_unreadable(self, tp: TopicPartition, exc: UnreadableBatch) -> None:
+        """Move past a damaged batch: one dead letter names its offsets (only when live: a replay of it was
+        skipped and dead-lettered before), and its end is committed like processed input."""
+        end = exc.end if exc.end is not None and exc.end > exc.offset else exc.offset + 1
+        replay_end = self.replay_until.get(tp, -1)
+        if exc.offset >= replay_end:
+            self.dead_letters[UNREADABLE_BATCH] += 1
+            error = BadRecord(UNREADABLE_BATCH, f"offsets {exc.offset} to {end - 1} skipped: {exc.reason}")
+            record = dead_letter_record(
+                self.config.topics.dead_letter, error, key=None, value=None, headers=[],
+                source_topic=exc.topic, partition=exc.partition, offset=exc.offset,
+            )  # fmt: skip
+            self._send(record)
+        self.log.warning("unreadable record batch skipped", error=str(exc), next_offset=end)
+        self.consumer.seek(tp, end)
+        if tp in self.owned and not self._forwards(tp):
+            self._processed_up_to(tp, end, replay_end)
 
     def _reload(self, trigger: ReloadTrigger) -> None:
         """Apply a changed config file's detection settings (see reload.py); a bad file changes nothing."""
@@ -749,13 +836,14 @@ class DriftService:
     def _begin_transaction(self) -> None:
         """Open the interval's transaction at its first record (exactly_once only)."""
         if self.exactly_once and not self.in_transaction:
-            with translated_errors("beginning a transaction"):
+            with translated_errors("beginning a transaction", transactional=True):
                 self.producer.begin_transaction()
             self.in_transaction = True
+            self.transaction_began = time.monotonic()
 
     def _send(self, record: OutRecord) -> None:
         self._begin_transaction()
-        with translated_errors("sending a record"):
+        with translated_errors("sending a record", transactional=self.exactly_once):
             future = self.producer.send(
                 record.topic, key=record.key, value=record.value, headers=record.headers,
                 partition=record.partition, timestamp_ms=record.timestamp_ms,
@@ -790,6 +878,7 @@ class DriftService:
 
                 bounded("committing the transaction", self.call_timeout_s, commit)
                 self.in_transaction = False
+                self.transaction_began = None
             else:
                 with translated_errors("flushing alerts"):
                     self.producer.flush()
@@ -883,7 +972,11 @@ class DriftService:
                 self._drop_partition_models(tp)
                 replay_from = None
                 for model in restored[(tp.topic, tp.partition)]:
-                    reset = self.monitor.restore_model(model.model_id, model.state)
+                    try:
+                        reset = self.monitor.restore_model(model.model_id, model.state)
+                    except SnapshotRejected as rejected:  # a signed state of the wrong shape
+                        self.state.reject(model.model_id, rejected, partition=tp.partition)
+                        continue
                     self.totals["signals_reset_by_config"] += reset
                     self.model_partition[model.model_id] = tp
                     self.next_offset[model.model_id] = model.offset
@@ -898,6 +991,7 @@ class DriftService:
                 served = (m for m, home in self.model_partition.items() if home.partition == tp.partition)
                 reflected = [p for m in served if (p := self.monitor.label_position(m)) is not None]
                 self._seek_for_replay(tp, min(reflected, default=None))
+            self._warn_if_versions_rejected()
             self.consumer.resume(*partitions)
             self.owned |= partitions
             self.restoring -= partitions
@@ -906,6 +1000,19 @@ class DriftService:
                 partitions=sorted(str(tp) for tp in self.owned),
                 restored_models=models,
                 rejected_snapshots=dict(self.state.rejected),
+            )
+
+    def _warn_if_versions_rejected(self) -> None:
+        """Never a silent fresh start of the fleet: snapshots of another river version (an upgrade) leave
+        their models fresh unless the input is re-read (`run --rebuild-state-from`)."""
+        rejected = sum(r.rejected[REJECT_VERSION] for r in self.state.last_restore.values())
+        if rejected and self.rebuild_from is None:
+            self.log.error(
+                "snapshots of another river version rejected",
+                models=rejected,
+                river_version_running=RIVER_VERSION,
+                hint="their detectors start fresh; to rebuild them from the input instead, restart with "
+                "--rebuild-state-from TIME (README: Upgrading River)",
             )
 
     def _seek_for_replay(self, tp: TopicPartition, replay_from: int | None) -> None:
@@ -918,6 +1025,10 @@ class DriftService:
         committed, watermark = position
         if watermark is None:  # committed without a watermark: the oldest snapshot bounds it
             watermark = committed if replay_from is None else min(committed, replay_from)
+        if self.rebuild_from is not None:
+            start = offset_at(self.consumer, tp, self.rebuild_from)
+            self.log.info("rebuilding state", partition=str(tp), from_offset=start, to_offset=committed)
+            watermark = min(watermark, start)
         if watermark < committed:
             self.consumer.seek(tp, watermark)
             self.replay_until[tp] = committed
@@ -934,18 +1045,19 @@ class DriftService:
         return position
 
     def _rollback(self) -> None:
-        """Forget everything since the last checkpoint: abort, drop every model, restore all partitions."""
-        if self.exactly_once and self.in_transaction and self.producer is not None:
-            try:
-                bounded("aborting the transaction", self.call_timeout_s, self.producer.abort_transaction)
-            except Fenced:
-                raise
-            except StreamdriftError:
-                # Unanswered or refused: a new producer with the same transactional id fences this one and
-                # aborts its transaction on the broker.
-                self._replace_producer()
-            self.totals["transactions_aborted"] += 1
+        """Forget everything since the last checkpoint: drop every model, restore all partitions.
+
+        exactly_once replaces the producer instead of aborting: whatever state a failed call left it in, the
+        new producer's initialisation (same transactional id) ends the old transaction on the broker before
+        the loop restores anything, so the restore reads a settled cut (the transaction aborted, or committed
+        if its commit had reached the broker) and goes on from there.
+        """
+        if self.exactly_once and self.producer is not None:
+            if self.in_transaction:
+                self.totals["transactions_aborted"] += 1
+            self._replace_producer()
         self.in_transaction = False
+        self.transaction_began = None
         self.sends.clear()
         self.pending.clear()
         for tp in self.owned | self.restoring:
@@ -977,6 +1089,10 @@ class DriftService:
                 # at_least_once commits no offsets here: a blocking consumer call fails on this thread.
                 self._checkpoint(commit_offsets=self.exactly_once, all_snapshots=True)
             except StreamdriftError as exc:
+                if isinstance(exc, FatalServiceError) and not (
+                    isinstance(exc, Fenced) and self._own_transaction_timed_out()
+                ):
+                    self.fatal = exc  # raised by the loop: kafka-python swallows a callback's exceptions
                 self.log.warning("could not checkpoint on revocation; rolling back", error=str(exc))
                 self._rollback()
             # Not restored yet, and no longer ours until the next assignment says so: restoring them now
@@ -1048,6 +1164,11 @@ class DriftService:
         }
 
 
-def _abandon(producer: Any) -> None:
-    """Close a producer that may be wedged, without waiting for it."""
-    threading.Thread(target=producer.close, kwargs={"timeout": 0}, name="kafka: closing", daemon=True).start()
+def _unreadable_message(exc: UnreadableBatch, fetches: int) -> str:
+    """One line: where, why, and how an operator moves past it (README, "Unreadable input")."""
+    span = f"offsets {exc.offset} to {exc.end - 1}" if exc.end is not None and exc.end > exc.offset else "it"
+    return (
+        f"cannot read {exc.topic} partition {exc.partition} at offset {exc.offset}: {exc.reason} "
+        f"(fetched {fetches} times); the batch is damaged on the broker. To skip {span} into the dead-letter "
+        "topic, restart with processing.skip_unreadable_batches: true (README: Unreadable input)"
+    )

@@ -2,6 +2,15 @@
 
 The state topic is co-partitioned with the input: the models of input partition p are snapshotted to state
 partition p, one record per model (key = model id), so compaction keeps exactly the latest of each.
+
+A restore reads a state partition to its end and trusts no record for where it is. Each record's signature
+and header are checked (snapshot.py); a snapshot signed for another model than its key, or for another
+partition than the one it was read from, is `misplaced`, as is one signed for an input topic this service
+does not keep state for. Of a model's snapshots the one with the newest signed input offset is restored,
+whatever was written after it: an older one written later (a replay of an old record) is `stale`. A
+tombstone deletes the model; a snapshot written after it starts it again, but not from before the deleted
+one. Only the chosen snapshot of each model is unpickled. Every rejection is counted by reason, logged with
+its model, and summed up per partition at the end of the restore.
 """
 
 from __future__ import annotations
@@ -9,15 +18,24 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.detectors import RIVER_VERSION
-from streamdrift.core.snapshot import SnapshotHeader, SnapshotRejected, decode_snapshot, encode_snapshot
-from streamdrift.errors import ConfigError, FatalServiceError
+from streamdrift.core.snapshot import (
+    REJECT_MISPLACED,
+    REJECT_STALE,
+    REJECT_VERSION,
+    SnapshotHeader,
+    SnapshotRejected,
+    decode_snapshot,
+    encode_snapshot,
+    read_header,
+)
+from streamdrift.errors import ConfigError, KafkaUnavailable
 from streamdrift.kafka.clients import KafkaClients, topic_partition, translated_errors
 from streamdrift.service.records import OutRecord
 
@@ -43,13 +61,49 @@ class RestoredModel:
     state: Any
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """The snapshot of one model a restore will use so far, and the record it came from."""
+
+    header: SnapshotHeader
+    value: bytes
+    record_offset: int
+
+
+@dataclass(slots=True, kw_only=True)
+class PartitionRestore:
+    """What the latest restore of one state partition found, counted as it reads: for the logs."""
+
+    partition: int
+    records: int = 0
+    models: int = 0  # snapshots decoded for the wanted input partitions
+    rejected: Counter[str] = field(default_factory=Counter)
+    # The river versions of the snapshots rejected as `incompatible_version`, with their counts.
+    river_versions: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True, kw_only=True)
+class PartitionScan:
+    """One state partition being read: each model's chosen snapshot, and the newest signed offset of each
+    (model, input topic) ever seen, tombstones notwithstanding, which a later snapshot must not be below."""
+
+    summary: PartitionRestore
+    chosen: dict[bytes, Candidate] = field(default_factory=dict)
+    newest: dict[tuple[bytes, str], int] = field(default_factory=dict)
+
+
 class StateStore:
     def __init__(self, config: StreamdriftConfig, clients: KafkaClients, key: bytes) -> None:
         self.topic = config.topics.state
         self.clients = clients
         self.key = key
         self.restore_timeout_s = config.processing.restore_timeout_s
-        self.rejected: Counter[str] = Counter()
+        # The input topics whose models have state here: the repartition topic's, or the inputs'.
+        self.stateful_topics = frozenset(
+            [config.repartition_topic()] if config.processing.repartition else config.topics.input
+        )
+        self.rejected: Counter[str] = Counter()  # every rejection since start, by reason
+        self.last_restore: dict[int, PartitionRestore] = {}  # per state partition, its latest restore
         # Restore progress, for the metrics: state records read, and the size of the latest restore.
         self.restored_records = 0
         self.records_to_restore = 0
@@ -69,47 +123,126 @@ class StateStore:
             partition=partition,
         )
 
-    def restore(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], list[RestoredModel]]:
-        """Read these input partitions' state partitions to their end: the latest valid snapshot per model.
+    def reject(
+        self,
+        model_id: str,
+        rejected: SnapshotRejected,
+        *,
+        partition: int | None = None,
+        record_offset: int | None = None,
+    ) -> None:
+        """Count and log one rejected snapshot (by the restore, or by the core for a state of the wrong
+        shape): its model starts fresh unless another snapshot of it is restored. `partition` counts it in
+        that state partition's latest restore too."""
+        self.rejected[rejected.reason] += 1
+        summary = None if partition is None else self.last_restore.get(partition)
+        if summary is not None:
+            summary.rejected[rejected.reason] += 1
+        where = {"partition": partition, "record_offset": record_offset}
+        self.log.warning(
+            "state snapshot rejected",
+            model_id=model_id,
+            reason=rejected.reason,
+            detail=str(rejected),
+            **{name: value for name, value in where.items() if value is not None},
+        )
 
-        Raises `FatalServiceError` when reading makes no progress for `restore_timeout_s`.
+    def restore(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], list[RestoredModel]]:
+        """Read these input partitions' state partitions to their end: the newest valid snapshot per model.
+
+        Raises `KafkaUnavailable` when reading makes no progress for `restore_timeout_s` (the caller rolls
+        back and tries again: a broker away for any length is waited out).
         """
         wanted = {partition for _topic, partition in partitions}
-        latest = self._read_to_end(sorted(wanted)) if wanted else {}
+        scans = self._read_to_end(sorted(wanted)) if wanted else {}
         restored: dict[tuple[str, int], list[RestoredModel]] = {tp: [] for tp in partitions}
-        for (_partition, model_key), value in latest.items():
-            if value is None:
-                continue  # a tombstone: the model was deleted
-            try:
-                header, state = decode_snapshot(value, self.key, RIVER_VERSION)
-            except SnapshotRejected as rejected:
-                self.rejected[rejected.reason] += 1
-                self.log.warning(
-                    "state snapshot rejected; the model starts fresh",
-                    model_id=model_key.decode(errors="replace"),
-                    reason=rejected.reason,
-                    detail=str(rejected),
-                )
-                continue
-            home = (header.topic, header.partition)
-            if home in restored:
-                restored[home].append(
-                    RestoredModel(model_id=header.model_id, offset=header.offset, state=state)
-                )
+        for partition, scan in scans.items():
+            summary = scan.summary
+            for model_key, candidate in scan.chosen.items():
+                home = (candidate.header.topic, partition)
+                if home not in restored:
+                    continue  # a model of an input partition another replica (or none) restores now
+                model_id = model_key.decode()
+                try:
+                    header, state = decode_snapshot(candidate.value, self.key, RIVER_VERSION)
+                except SnapshotRejected as rejected:
+                    if rejected.reason == REJECT_VERSION:
+                        summary.river_versions[candidate.header.river_version] += 1
+                    self.reject(
+                        model_id, rejected, partition=partition, record_offset=candidate.record_offset
+                    )
+                    continue
+                restored[home].append(RestoredModel(model_id=model_id, offset=header.offset, state=state))
+                summary.models += 1
+            self._log_summary(summary)
         return restored
 
-    def _read_to_end(self, partitions: list[int]) -> dict[tuple[int, bytes], bytes | None]:
+    def _log_summary(self, summary: PartitionRestore) -> None:
+        """One line per state partition; a warning when anything was rejected, naming the river versions
+        found when snapshots of another one were (then every model of the fleet may start fresh)."""
+        fields: dict[str, Any] = {
+            "partition": summary.partition, "records": summary.records, "restored_models": summary.models,
+            "rejected_snapshots": dict(summary.rejected),
+        }  # fmt: skip
+        if summary.river_versions:
+            fields["river_versions_found"] = dict(summary.river_versions)
+            fields["river_version_running"] = RIVER_VERSION
+        if summary.rejected:
+            self.log.warning("state partition restored with rejected snapshots", **fields)
+        else:
+            self.log.info("state partition restored", **fields)
+
+    def _consider(self, scan: PartitionScan, key: bytes, value: bytes | None, record_offset: int) -> None:
+        """One record of a state partition, in log order: does it become its model's chosen snapshot?"""
+        if value is None:  # a tombstone: the model was deleted
+            scan.chosen.pop(key, None)
+            return
+        partition = scan.summary.partition
+        model_id = key.decode(errors="replace")
+        try:
+            header = read_header(value, self.key)
+            if header.model_id.encode() != key or header.partition != partition:
+                raise SnapshotRejected(
+                    REJECT_MISPLACED,
+                    f"signed for model {header.model_id!r} of partition {header.partition}, found under key "
+                    f"{model_id!r} in partition {partition}",
+                )
+            if header.topic not in self.stateful_topics:
+                raise SnapshotRejected(
+                    REJECT_MISPLACED, f"signed for input topic {header.topic!r}, which has no state here"
+                )
+            newest = scan.newest.get((key, header.topic))
+            if newest is not None and header.offset < newest:
+                # Offsets of one input partition only grow; a snapshot may repeat one (a late label changes a
+                # model without input), never go back to an earlier one.
+                raise SnapshotRejected(
+                    REJECT_STALE, f"reflects input up to offset {header.offset}, a snapshot read before it "
+                    f"up to {newest}",
+                )  # fmt: skip
+        except SnapshotRejected as rejected:
+            self.reject(model_id, rejected, partition=partition, record_offset=record_offset)
+            return
+        scan.newest[(key, header.topic)] = header.offset
+        scan.chosen[key] = Candidate(header=header, value=value, record_offset=record_offset)
+
+    def _read_to_end(self, partitions: list[int]) -> dict[int, PartitionScan]:
         consumer = self.clients.consumer(
             group_id=None, max_poll_records=10_000, fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )  # fmt: skip
-        latest: dict[tuple[int, bytes], bytes | None] = {}
+        scans = {
+            partition: PartitionScan(summary=PartitionRestore(partition=partition))
+            for partition in partitions
+        }
+        for partition, scan in scans.items():
+            self.last_restore[partition] = scan.summary
+        timeout_ms = round(self.restore_timeout_s * 1000)  # no call blocks longer than progress may stall
         try:
             with translated_errors("restoring state"):
                 tps = [topic_partition(self.topic, p) for p in partitions]
                 consumer.assign(tps)
                 consumer.seek_to_beginning(*tps)
-                end = consumer.end_offsets(tps)  # read_committed: the last stable offset
+                end = consumer.end_offsets(tps, timeout_ms=timeout_ms)  # read_committed: the stable end
             total = sum(end.values())
             self.records_to_restore = total
             self.log.info("restoring state", partitions=partitions, records_to_read=total)
@@ -117,7 +250,7 @@ class StateStore:
             done = 0
             while True:
                 with translated_errors("restoring state"):
-                    remaining = [tp for tp in tps if consumer.position(tp) < end[tp]]
+                    remaining = [tp for tp in tps if consumer.position(tp, timeout_ms=timeout_ms) < end[tp]]
                 if not remaining:
                     break
                 with translated_errors("restoring state"):
@@ -125,14 +258,17 @@ class StateStore:
                 now = time.monotonic()
                 if batch:
                     last_progress = now
-                for records in batch.values():
+                for tp, records in batch.items():
+                    scan = scans[tp.partition]
+                    consider = self._consider
                     for record in records:
                         if record.key is not None:
-                            latest[(record.partition, record.key)] = record.value
+                            consider(scan, record.key, record.value, record.offset)
+                    scan.summary.records += len(records)
                     done += len(records)
                     self.restored_records += len(records)
                 if now - last_progress > self.restore_timeout_s:
-                    raise FatalServiceError(
+                    raise KafkaUnavailable(
                         f"state restore made no progress for {self.restore_timeout_s:.0f} s "
                         f"({done} of about {total} records read from {self.topic})"
                     )
@@ -140,9 +276,10 @@ class StateStore:
                     self.log.info("restoring state", read=done, of=total)
                     last_log = now
             self.log.info(
-                "state restored", partitions=partitions, records=done, models=len(latest),
+                "state restored", partitions=partitions, records=done,
+                models=sum(len(scan.chosen) for scan in scans.values()),
                 seconds=round(time.monotonic() - started, 2),
             )  # fmt: skip
-            return latest
+            return scans
         finally:
             consumer.close()

@@ -1,78 +1,220 @@
-"""A broker outage mid-run: the service stays up, reports not ready, resumes, and loses or duplicates nothing.
+"""The broker away mid-run, stopped or frozen: the service stays up, reports not ready, resumes, and loses or
+duplicates nothing.
 
-It runs on a private broker (tools/kafka/kafka.sh on free ports) so that stopping it leaves the suite's broker
-alone. No client of the test is open while the broker is down: kafka-python leaks the sockets of failed
-connection attempts.
+Both run on one private broker (tools/kafka/kafka.sh on free ports) so that stopping or freezing it leaves the
+suite's broker alone. Each fault lands with work in flight (input read but not committed) and more input
+arrives after it. No client of the test is open while the broker is away: kafka-python leaks the sockets of
+failed connection attempts.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from kafka import KafkaAdminClient
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from tests.conftest import KafkaClients, unique_name
 from tests.integration.conftest import Service
 from tests.integration.runs import (
+    Run,
     assert_alerts_equal_offline,
     committed_total,
     prepare_run,
-    producing,
     stream,
-    wait_until,
+    wait_for,
 )
 from tests.integration.test_kafka_script import ScriptBroker
 
-OUTAGE_S = 60
+AWAY_S = 60
+
+
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptBroker]:
+    broker = ScriptBroker(tmp_path_factory.mktemp("faults") / "kafka")
+    broker.up()
+    try:
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+def produce(bootstrap: str, topic: str, events: list[tuple[str, bytes]]) -> None:
+    clients = KafkaClients(bootstrap)
+    try:
+        producer = clients.producer(linger_ms=5)
+        for model, value in events:
+            producer.send(topic, key=model.encode(), value=value)
+        producer.flush()
+    finally:
+        clients.close()
+
+
+def open_transaction(bootstrap: str, topics: list[str]) -> bool:
+    """Whether one of these topics has an open transaction: its last stable offset (what read_committed
+    readers may read to) is below its high watermark."""
+    ends = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+        try:
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            ends[isolation] = consumer.end_offsets(partitions)
+        finally:
+            consumer.close()
+    return any(ends["read_committed"][tp] < ends["read_uncommitted"][tp] for tp in ends["read_committed"])
+
+
+class PacedInput:
+    """Produces the events in the background at a steady pace until `stop()`; the rest follow the fault."""
+
+    def __init__(self, bootstrap: str, topic: str, events: list[tuple[str, bytes]], per_s: float) -> None:
+        self.bootstrap, self.topic, self.events, self.per_s = bootstrap, topic, events, per_s
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._produce)
+        self.thread.start()
+
+    def _produce(self) -> None:
+        clients = KafkaClients(self.bootstrap)
+        try:
+            # Idempotent: a send retried across a frozen broker is written once.
+            producer = clients.producer(linger_ms=5, enable_idempotence=True)
+            started = time.monotonic()
+            for model, value in self.events:
+                if self.stopping.is_set():
+                    break
+                producer.send(self.topic, key=model.encode(), value=value)
+                self.sent += 1
+                if self.sent % 500 == 0:
+                    producer.flush()
+                    ahead = self.sent / self.per_s - (time.monotonic() - started)
+                    self.stopping.wait(max(0.0, ahead))  # the pace
+            producer.flush()
+        finally:
+            clients.close()
+
+    def stop(self) -> int:
+        """Stop producing; returns how many events were written."""
+        self.stopping.set()
+        return self.join()
+
+    def join(self) -> int:
+        """Wait until every event is written (or `stop()` was called); returns how many were."""
+        self.thread.join()
+        return self.sent
+
+
+def start_mid_run(
+    broker: ScriptBroker, services: Callable[[Path, str], Service], tmp_path: Path, name: str
+) -> tuple[Run, Service, list[tuple[str, bytes]], PacedInput]:
+    """A service that has started on input that is still arriving."""
+    events = stream(models=6, per_model=10_000, seed=4)
+    topic = unique_name(f"{name}-in")
+    admin: Any = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
+        run = prepare_run(broker.bootstrap, topic, tmp_path, name, snapshot_interval_ms=50)
+        service = services(run.config_path, f"{name}-1")
+        service.start()
+        paced = PacedInput(broker.bootstrap, topic, events, per_s=4_000)
+        wait_for(service, lambda: committed_total(admin, run.group) > 4_000, "progress before the fault")
+        wait_for(
+            service, lambda: any(e.get("event") == "ready" for e in service.log_events()), "ready logged"
+        )
+    finally:
+        admin.close()
+    return run, service, events, paced
+
+
+def finish(
+    broker: ScriptBroker, run: Run, service: Service, events: list[tuple[str, bytes]], sent: int
+) -> None:
+    """More input after the fault; the service catches up, and its alerts equal the uninterrupted run's."""
+    produce(broker.bootstrap, run.topic, events[sent:])
+    admin: Any = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        wait_for(service, lambda: committed_total(admin, run.group) == len(events), "the service to catch up")
+        wait_for(service, lambda: service.http_get("/readyz")[0] == 200, "/readyz to report ready again")
+    finally:
+        admin.close()
+    assert service.stop() == 0
+    clients = KafkaClients(broker.bootstrap)
+    try:
+        assert_alerts_equal_offline(clients, run, at_least=10)
+    finally:
+        clients.close()
+    readiness = [e["event"] for e in service.log_events() if e.get("event") in {"ready", "not ready"}]
+    assert "not ready" in readiness, "the fault was not reported"
+    assert readiness[-1] == "ready"
+
+
+def probe_while_away(service: Service) -> list[int]:
+    """/readyz every half second for the length of the fault; /healthz stays 200 and the process up."""
+    readiness = []
+    away_since = time.monotonic()
+    while time.monotonic() - away_since < AWAY_S:  # the fault itself
+        readiness.append(service.http_get("/readyz")[0])
+        assert service.http_get("/healthz")[0] == 200
+        assert service.process is not None and service.process.poll() is None, service.log_tail()
+        time.sleep(0.5)  # probing interval
+    return readiness
+
+
+def in_flight(broker: ScriptBroker, run: Run, sent: int) -> bool:
+    """Input written and not yet committed: work in hand at the fault."""
+    admin: Any = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        return committed_total(admin, run.group) < sent
+    finally:
+        admin.close()
 
 
 def test_broker_down_for_60_s_mid_run_loses_and_duplicates_nothing(
-    services: Callable[[Path, str], Service],
-    tmp_path: Path,
+    private_broker: ScriptBroker, services: Callable[[Path, str], Service], tmp_path: Path
 ) -> None:
-    broker = ScriptBroker(tmp_path / "kafka")
-    broker.up()
-    try:
-        events = stream(models=6, per_model=10_000, seed=4)
-        topic = unique_name("outage-in")
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
-        run = prepare_run(broker.bootstrap, topic, tmp_path, "outage")
-        service = services(run.config_path, "outage-1")
-        service.start()
-        clients = KafkaClients(broker.bootstrap)
-        with producing(clients, topic, events, seconds=12.0):
-            wait_until(lambda: committed_total(admin, run.group) > 10_000, "progress before the outage")
-        clients.close()
-        admin.close()
-        wait_until(lambda: service.http_get("/readyz")[0] == 200, "/readyz to report ready")
-        broker.down()  # mid-run: the service has work in hand and a transaction open
-        down_since = time.monotonic()
-        readiness = []
-        while time.monotonic() - down_since < OUTAGE_S:  # the outage itself
-            readiness.append(service.http_get("/readyz")[0])
-            assert service.http_get("/healthz")[0] == 200
-            time.sleep(0.5)  # probing interval
-        assert service.process is not None and service.process.poll() is None, "the service exited"
-        assert 503 in readiness, "/readyz never reported the outage"
-        broker.up()
+    run, service, events, paced = start_mid_run(private_broker, services, tmp_path, "outage")
+    sent = paced.stop()
+    assert in_flight(private_broker, run, sent), "the input written was done before the broker went down"
+    assert sent < len(events)
+    private_broker.down()
+    readiness = probe_while_away(service)
+    assert 503 in readiness, "/readyz never reported the outage"
+    private_broker.up()
+    finish(private_broker, run, service, events, sent)
 
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        try:
-            wait_until(lambda: committed_total(admin, run.group) == len(events), "the service to catch up")
-            wait_until(lambda: service.http_get("/readyz")[0] == 200, "/readyz to report ready again")
-        finally:
-            admin.close()
-        assert service.stop() == 0
-        clients = KafkaClients(broker.bootstrap)
-        try:
-            assert_alerts_equal_offline(clients, run, at_least=10)
-        finally:
-            clients.close()
-        readiness = [e["event"] for e in service.log_events() if e.get("event") in {"ready", "not ready"}]
-        assert "not ready" in readiness, "the outage was not reported"
-        assert readiness[-1] == "ready"
+
+def test_broker_frozen_for_60_s_mid_transaction_loses_and_duplicates_nothing(
+    private_broker: ScriptBroker, services: Callable[[Path, str], Service], tmp_path: Path
+) -> None:
+    """SIGSTOP: connections stay open and nothing answers, as in a network partition or a long pause."""
+    run, service, events, paced = start_mid_run(private_broker, services, tmp_path, "frozen")
+    outputs = [f"{run.tag}-alerts", f"{run.tag}-state"]
+    wait_for(
+        service,
+        lambda: (
+            open_transaction(private_broker.bootstrap, outputs) and in_flight(private_broker, run, paced.sent)
+        ),
+        "an open transaction with input in hand",
+    )
+    os.kill(private_broker.pid_in_file(), signal.SIGSTOP)  # input goes on arriving: the producer waits it out
+    try:
+        readiness = probe_while_away(service)
     finally:
-        broker.cleanup()
+        os.kill(private_broker.pid_in_file(), signal.SIGCONT)
+    assert 503 in readiness, "/readyz never reported the frozen broker"
+    assert paced.join() == len(events)
+    finish(private_broker, run, service, events, len(events))
+    log = service.log_events()
+    assert any(e.get("transactions_aborted", 0) > 0 for e in log if e.get("event") == "stopped"), (
+        "the open transaction was not rolled back"
+    )

@@ -13,10 +13,12 @@ from kafka.errors import CorruptRecordError
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 from kafka.structs import TopicPartition
 
+from streamdrift.errors import UnreadableBatch
 from streamdrift.kafka.batches import BatchRecords
 
 TP = TopicPartition("events", 3)
 GZIP = 1
+CODECS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # the batch attribute's compression codes (KIP-98)
 
 Record = tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
 
@@ -80,9 +82,41 @@ def test_batches_in_older_message_formats_keep_kafka_pythons_reading(magic: int)
     assert len(assert_same(batches([records[:4], records[4:]], magic=magic))) == 10
 
 
-def test_compressed_batches() -> None:
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_compressed_batches(codec: str) -> None:
+    """Every codec a producer may use: the package's dependencies bring the libraries kafka-python needs."""
     records: list[Record] = [(T0 + i, b"m%d" % (i % 7), b"value %d" % i, []) for i in range(3000)]
-    assert len(assert_same(batches([records[:1000], records[1000:]], compression=GZIP))) == 3000
+    data = batches([records[:1000], records[1000:]], compression=CODECS[codec])
+    assert data[22] & 0x07 == CODECS[codec]  # the low byte of the first batch's attributes names the codec
+    assert len(assert_same(data)) == 3000
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_a_damaged_compressed_batch_is_unreadable_with_its_coordinates(codec: str) -> None:
+    """Compressed bytes damaged past the CRC check (checks off, as a broker bug would get past them): each
+    codec library raises its own error; the reader turns every one into `UnreadableBatch` naming the
+    partition and the batch's offsets, after returning the records of the batch before it."""
+    records: list[Record] = [(T0 + i, b"m", b"value %d" % i, []) for i in range(200)]
+    data = bytearray(batches([records[:100], records[100:]], compression=CODECS[codec], offset=500))
+    second = len(batches([records[:100]], compression=CODECS[codec], offset=500))
+    for at in range(second + 61, len(data), 3):  # every third byte of the second batch's compressed records
+        data[at] ^= 0x5A
+    part = BatchRecords(0, TP, MemoryRecords(bytes(data)), check_crcs=False)
+    first = part.take(100)
+    assert [r.offset for r in first] == list(range(500, 600))
+    with pytest.raises(UnreadableBatch) as raised:
+        part.take()
+    error = raised.value
+    assert (error.topic, error.partition, error.offset, error.end) == ("events", 3, 600, 700)
+
+
+def test_a_batch_failing_its_crc_is_unreadable_with_its_coordinates() -> None:
+    records: list[Record] = [(T0 + i, b"m", b"value %d" % i, []) for i in range(10)]
+    data = bytearray(batches([records], offset=42))
+    data[-3] ^= 0xFF
+    with pytest.raises(UnreadableBatch, match="failed crc check") as raised:
+        BatchRecords(42, TP, MemoryRecords(bytes(data))).take()
+    assert (raised.value.offset, raised.value.end) == (42, 52)
 
 
 def test_a_fetch_from_the_middle_of_a_batch_and_polls_of_a_few_records() -> None:
@@ -95,7 +129,7 @@ def outcome(reader: Any, data: bytes) -> list[Any] | str:
     part = reader(0, TP, MemoryRecords(data), check_crcs=False)
     try:
         return part.take()  # type: ignore[no-any-return]
-    except CorruptRecordError:
+    except (CorruptRecordError, UnreadableBatch):
         return "corrupt"
 
 

@@ -1,0 +1,84 @@
+"""The service itself stalls (SIGSTOP: a long GC pause, a starved container) with a transaction open, for
+longer than its transaction timeout: the broker aborts the transaction and bumps the producer's epoch. With a
+short group session the group has moved on without it too (its commit is refused); with a long one only the
+transaction is gone (its producer is fenced by its own timeout). Either way, on waking the service must not
+take that for another instance with its id: it rolls back to its last checkpoint and goes on, exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamdrift.config import parse_config
+from tests.conftest import KafkaClients, TopicFactory
+from tests.integration.conftest import Service
+from tests.integration.runs import assert_alerts_equal_offline, committed_total, prepare_run, stream, wait_for
+from tests.integration.test_broker_outage import open_transaction, produce
+
+TRANSACTION_TIMEOUT_MS = 3000
+# The broker looks for timed-out transactions every 10 s (transaction.abort.timed.out.transaction.cleanup
+# .interval.ms): a stall this long outlives the transaction for certain, and the 6 s session too.
+STALL_S = 25
+
+
+@pytest.mark.parametrize(
+    ("session_timeout_ms", "expected"),
+    [(6_000, "checkpoint refused"), (60_000, "the broker aborted the open transaction")],
+    ids=["group-moved-on", "transaction-only"],
+)
+def test_a_stall_past_the_transaction_timeout_is_rolled_back_not_fatal(
+    session_timeout_ms: int,
+    expected: str,
+    bootstrap_servers: str,
+    new_topic: TopicFactory,
+    kafka_clients: KafkaClients,
+    kafka_admin: Any,
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+) -> None:
+    events = stream(models=6, per_model=8_000, seed=21)
+    run = prepare_run(
+        bootstrap_servers, new_topic(partitions=2), tmp_path, "stall",
+        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, snapshot_interval_ms=50,
+    )  # fmt: skip
+    text = run.config_path.read_text().replace(
+        "session_timeout_ms: 6000", f"session_timeout_ms: {session_timeout_ms}"
+    )
+    run.config_path.write_text(text)
+    run = replace(run, config=parse_config(text.encode()))
+    assert run.config.processing.session_timeout_ms == session_timeout_ms
+    service = services(run.config_path, "stall-1")
+    service.start()
+    produce(bootstrap_servers, run.topic, events[:30_000])
+    wait_for(service, lambda: committed_total(kafka_admin, run.group) > 3_000, "progress before the stall")
+    outputs = [f"{run.tag}-alerts", f"{run.tag}-state"]
+    wait_for(service, lambda: open_transaction(bootstrap_servers, outputs), "an open transaction")
+    assert service.process is not None
+    service.process.send_signal(signal.SIGSTOP)
+    try:
+        assert committed_total(kafka_admin, run.group) < 30_000, "the first part was done before the stall"
+        stalled_at = time.monotonic()
+        produce(bootstrap_servers, run.topic, events[30_000:36_000])  # input goes on arriving meanwhile
+        time.sleep(max(0.0, STALL_S - (time.monotonic() - stalled_at)))  # the stall itself
+        assert not open_transaction(bootstrap_servers, outputs), "the broker did not abort the transaction"
+    finally:
+        os.kill(service.process.pid, signal.SIGCONT)
+    produce(bootstrap_servers, run.topic, events[36_000:])
+    wait_for(
+        service, lambda: committed_total(kafka_admin, run.group) == len(events), "the service to catch up"
+    )
+    assert service.process.poll() is None, service.log_tail()
+    assert service.stop() == 0
+    assert_alerts_equal_offline(kafka_clients, run, at_least=10)
+    log = service.log_events()
+    stopped = [e for e in log if e.get("event") == "stopped"][-1]
+    assert stopped["transactions_aborted"] >= 1, "the stalled transaction was not rolled back"
+    assert any(str(e.get("event")).startswith(expected) for e in log), f"no {expected!r} in the log"
