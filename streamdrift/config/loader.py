@@ -66,15 +66,23 @@ def describe_errors(exc: ValidationError) -> list[str]:
             messages = ["unknown key"]
         elif error["type"] == "value_error":
             messages = messages[0].split("; ")  # a validator's several problems, one line each
-        elif error["type"] != "missing" and "input" in error and not _names_a_secret(error["loc"]):
+        elif (
+            error["type"] != "missing"
+            and "input" in error
+            and not _may_show_a_secret(error["loc"], error["input"])
+        ):
             messages = [f"{messages[0]} (got {error['input']!r})"]
         lines.extend(f"{path}: {message}" if path else message for message in messages)
     return lines
 
 
-def _names_a_secret(location: tuple[int | str, ...]) -> bool:
-    """Errors about a secret never echo its value."""
-    return any(part in SECRET_KEYS for part in location)
+def _may_show_a_secret(location: tuple[int | str, ...], value: Any) -> bool:
+    """Errors about a secret never echo its value, nor do errors about a value holding one (a whole
+    section of the wrong type, say)."""
+    if any(part in SECRET_KEYS for part in location):
+        return True
+    shown = repr(value)
+    return any(key in shown for key in SECRET_KEYS)
 
 
 def _path(location: tuple[int | str, ...]) -> str:

@@ -8,9 +8,9 @@ fetching, CRC checks, aborted transactions (read_committed), control batches, th
 
 A batch in an older message format, or a consumer with deserializers, keeps kafka-python's own reading.
 A batch that cannot be read (CRC mismatch, a malformed record, compression that does not decode) raises
-`UnreadableBatch` with its topic, partition and offsets, after the records before it; kafka-python returns
-those records first and raises at the next poll, with the position at the damaged batch, so a further poll
-fetches the batch again.
+`UnreadableBatch` with its topic, partition and offsets, after the records before it (kafka-python returns
+those first and raises at the next poll), with the position at the damaged batch; the partition's records are
+drained, so a further poll fetches the batch again.
 """
 
 from __future__ import annotations
@@ -44,7 +44,11 @@ class BatchRecords(_PartitionRecords):  # type: ignore[misc]
             end = None if batch is None else batch.next_offset
             reason = str(exc) if isinstance(exc, CorruptRecordError) else f"{type(exc).__name__}: {exc}"
             # next_fetch_offset: the first offset not yet returned, where the consumer's position stays.
-            raise UnreadableBatch(tp.topic, tp.partition, self.next_fetch_offset, end, reason) from exc
+            error = UnreadableBatch(tp.topic, tp.partition, self.next_fetch_offset, end, reason)
+            # Drained, so that the next poll fetches the batch again: kafka-python keeps a partition's records
+            # whose iteration raised, and its next polls then loop on them without end.
+            self.drain()
+            raise error from exc
 
     def _unpack_batches(self, tp: Any, records: Any) -> Iterator[Any]:
         # kafka-python's loop over batches (Fetcher.PartitionRecords._unpack_records), the same steps.

@@ -476,10 +476,10 @@ class DriftService:
             # broker pause), which fences the producer's epoch: roll back with a new producer.
             message = "the broker aborted the open transaction after processing.transaction_timeout_ms"
         else:
-            # The broker is away: processing resumes from the last checkpoint once it answers again. Unless
-            # it refuses us for good (credentials, TLS).
+            # The broker is away, or a transactional call failed: processing resumes from the last checkpoint
+            # once the broker answers again. Unless it refuses us for good (credentials, TLS).
             self.clients.raise_if_misconfigured()
-            message = "broker unavailable"
+            message = "broker unavailable or a transactional call failed"
         self.log.warning(f"{message}; rolling back to the last checkpoint", error=str(exc))
         self.totals["checkpoint_failures"] += 1
         with self.lock:
@@ -523,7 +523,7 @@ class DriftService:
             self.dead_letters[UNREADABLE_BATCH] += 1
             error = BadRecord(UNREADABLE_BATCH, f"offsets {exc.offset} to {end - 1} skipped: {exc.reason}")
             record = dead_letter_record(
-                self.config.topics.dead_letter, error, key=None, value=None, headers=[],
+                self.config.topics.dead_letter, error, key=None, value=b"", headers=[],
                 source_topic=exc.topic, partition=exc.partition, offset=exc.offset,
             )  # fmt: skip
             self._send(record)
@@ -1170,5 +1170,5 @@ def _unreadable_message(exc: UnreadableBatch, fetches: int) -> str:
     return (
         f"cannot read {exc.topic} partition {exc.partition} at offset {exc.offset}: {exc.reason} "
         f"(fetched {fetches} times); the batch is damaged on the broker. To skip {span} into the dead-letter "
-        "topic, restart with processing.skip_unreadable_batches: true (README: Unreadable input)"
+        "topic, restart with processing.skip_unreadable_batches: true (README: Compressed and damaged input)"
     )

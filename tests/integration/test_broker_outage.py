@@ -1,10 +1,10 @@
-"""The broker away mid-run, stopped or frozen: the service stays up, reports not ready, resumes, and loses or
-duplicates nothing.
+"""Broker faults. Away mid-run, stopped or frozen: the service stays up, reports not ready, resumes, and loses
+or duplicates nothing. A record batch damaged on disk: one line and exit 1, or skipped when asked.
 
-Both run on one private broker (tools/kafka/kafka.sh on free ports) so that stopping or freezing it leaves the
-suite's broker alone. Each fault lands with work in flight (input read but not committed) and more input
-arrives after it. No client of the test is open while the broker is away: kafka-python leaks the sockets of
-failed connection attempts.
+All run on one private broker (tools/kafka/kafka.sh on free ports) so that stopping, freezing or damaging
+it leaves the suite's broker alone. Each outage lands with work in flight (input read but not committed) and
+more input arrives after it. No client of the test is open while the broker is stopped: kafka-python leaks
+the sockets of failed connection attempts.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
@@ -26,7 +27,9 @@ from tests.integration.runs import (
     Run,
     assert_alerts_equal_offline,
     committed_total,
+    offline,
     prepare_run,
+    read_all,
     stream,
     wait_for,
 )
@@ -218,3 +221,103 @@ def test_broker_frozen_for_60_s_mid_transaction_loses_and_duplicates_nothing(
     assert any(e.get("transactions_aborted", 0) > 0 for e in log if e.get("event") == "stopped"), (
         "the open transaction was not rolled back"
     )
+
+
+def damage_batch_holding(log_dir: Path, offset: int) -> tuple[int, int]:
+    """Flip one byte inside the records of the on-disk batch holding `offset`, as a disk or a broker bug
+    would; returns the batch's offsets [first, end). The broker serves the damaged bytes as they are."""
+    segment = log_dir / f"{0:020d}.log"
+    data = bytearray(segment.read_bytes())
+    pos = 0
+    while pos < len(data):
+        base = int.from_bytes(data[pos : pos + 8], "big")
+        length = int.from_bytes(data[pos + 8 : pos + 12], "big")
+        last_delta = int.from_bytes(data[pos + 23 : pos + 27], "big")
+        if base <= offset <= base + last_delta:
+            at = pos + 12 + length - 5  # inside the last record's value
+            with segment.open("r+b") as file:
+                file.seek(at)
+                file.write(bytes([data[at] ^ 0xFF]))
+            return base, base + last_delta + 1
+        pos += 12 + length
+    raise AssertionError(f"no batch holds offset {offset} in {segment}")
+
+
+def read_unchecked(clients: KafkaClients, topic: str) -> list[Any]:
+    """Every record of a one-partition topic, CRCs unchecked: the damaged batch reads as whatever it holds."""
+    consumer = clients.consumer(check_crcs=False)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    end = consumer.end_offsets([tp])[tp]
+    records: list[Any] = []
+    while consumer.position(tp) < end:
+        records += consumer.poll(timeout_ms=500).get(tp, [])
+    return records
+
+
+def unversioned(alert: bytes) -> bytes:
+    fields = orjson.loads(alert)
+    del fields["config_version"]
+    return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+
+
+def test_a_damaged_batch_ends_the_run_with_one_line_and_is_skipped_when_asked(
+    private_broker: ScriptBroker, services: Callable[[Path, str], Service], tmp_path: Path
+) -> None:
+    events = stream(models=3, per_model=2_000, seed=31)
+    topic = unique_name("damaged-in")
+    admin: Any = KafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
+    try:
+        admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+    finally:
+        admin.close()
+    for start in range(0, len(events), 500):  # several batches
+        produce(private_broker.bootstrap, topic, events[start : start + 500])
+    first, end = damage_batch_holding(private_broker.data_dir / "logs" / f"{topic}-0", 3_500)
+
+    run = prepare_run(private_broker.bootstrap, topic, tmp_path, "damaged")
+    service = services(run.config_path, "damaged-1")
+    service.start()
+    assert service.process is not None
+    code = service.process.wait(timeout=120)
+    last = service.log_path.read_text().splitlines()[-1]
+    assert code == 1, service.log_tail()
+    assert last.startswith(f"streamdrift: cannot read {topic} partition 0 at offset {first}: "), last
+    assert f"offsets {first} to {end - 1}" in last and "fetched 3 times" in last
+    assert "processing.skip_unreadable_batches: true" in last
+    assert "Traceback" not in service.log_path.read_text()
+    admin = KafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
+    try:
+        assert committed_total(admin, run.group) == first, "the records before the damaged batch were done"
+    finally:
+        admin.close()
+
+    # The operator's way past it: skip it into the dead-letter topic; everything else is processed.
+    run.config_path.write_text(
+        run.config_path.read_text().replace("processing:\n", "processing:\n  skip_unreadable_batches: true\n")
+    )
+    skipping = services(run.config_path, "damaged-1")
+    skipping.start()
+    admin = KafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
+    try:
+        wait_for(skipping, lambda: committed_total(admin, run.group) == len(events), "the rest processed")
+    finally:
+        admin.close()
+    assert skipping.stop() == 0
+    clients = KafkaClients(private_broker.bootstrap)
+    try:
+        # The oracle reads the topic without CRC checks and leaves out the damaged batch's offsets.
+        records = [r for r in read_unchecked(clients, topic) if not first <= r.offset < end]
+        assert len(records) == len(events) - (end - first)
+        expected, _ = offline(run.config, records)
+        alerts = [r.value for r in read_all(clients, f"{run.tag}-alerts")]
+        # The second run's file differs by the skip setting, so its alerts name another config version.
+        assert len(expected) >= 3 and sorted(map(unversioned, alerts)) == sorted(map(unversioned, expected))
+        dead = read_all(clients, f"{run.tag}-dead-letter")
+    finally:
+        clients.close()
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["streamdrift.error.kind"] == b"unreadable_batch"
+    assert headers["streamdrift.source.offset"] == str(first).encode()
+    assert headers["streamdrift.error.message"].startswith(f"offsets {first} to {end - 1} skipped".encode())

@@ -65,6 +65,12 @@ def test_replay_of_a_topic_range_and_of_a_file_equals_the_service(
     expected = [a for a in served if orjson.loads(a)["source"]["offset"] < cut]
     assert 0 < len(expected) < len(served)
     assert sorted(replay("--config", config, "--topic", run.topic, "--to", str(cut))) == expected
+    # From a later offset: fresh detectors there (the README says so), not the service's alerts after it.
+    records = read_all(kafka_clients, run.topic)
+    fresh, _monitor = offline(run.config, [r for r in records if r.offset >= cut])
+    served_after = [a for a in served if orjson.loads(a)["source"]["offset"] >= cut]
+    assert sorted(replay("--config", config, "--topic", run.topic, "--from", str(cut))) == sorted(fresh)
+    assert sorted(fresh) != sorted(served_after)
     # A time window: the production core over exactly the records stamped inside it.
     start_ms, stop_ms = FIRST_TIMESTAMP_MS + 3000, FIRST_TIMESTAMP_MS + 7000
     window = [r for r in read_all(kafka_clients, run.topic) if start_ms <= r.timestamp < stop_ms]

@@ -24,7 +24,6 @@ from kafka import TopicPartition
 from river.drift import ADWIN, KSWIN, PageHinkley
 from river.drift.binary import DDM
 
-from streamdrift.cli.tail import format_alert
 from streamdrift.config import StreamdriftConfig, parse_config
 from streamdrift.kafka.clients import KafkaClients as ServiceClients
 from streamdrift.replay import replay
@@ -542,19 +541,27 @@ def test_alerts_tail_shows_the_services_alerts(
 ) -> None:
     values = binary_stream(31)
     run = run_river(DDM(), values)
-    assert run.drifts and run.warnings
+    assert (run.drifts, run.warnings) == ([1046], [237, 246, 1021, 1120])  # what the lines below show
     topics = make_topics(new_topic)
     extra = {"defaults": {"error": {"detector": {"type": "ddm"}}, "prediction": {"enabled": False}}}
     config_path = tmp_path / "streamdrift.yaml"
     config_path.write_text(config_text(bootstrap_servers, topics, extra=extra))
     config = parse_config(config_path.read_bytes())
     events = [orjson.dumps({"model_id": "m", "prediction": "a", "label": "b" if v else "a"}) for v in values]
-    produce(kafka_clients, topics.input, [(b"m", event) for event in events])
+    # Record times the alerts' detected_at shows: 2026-01-01T00:00:00.000Z plus the offset in milliseconds.
+    producer = kafka_clients.producer(linger_ms=5)
+    sent = [
+        producer.send(topics.input, key=b"m", value=event, timestamp_ms=1_767_225_600_000 + offset)
+        for offset, event in enumerate(events)
+    ]
+    producer.flush(timeout=30)
+    for future in sent:
+        future.get(timeout=30)
 
     with service_thread(config) as check:
         wait_committed(kafka_admin, topics.group, topics.input, len(events), check)
     alerts = [orjson.loads(record.value) for record in read_all(kafka_clients, topics.alerts)]
-    assert sorted(a["source"]["offset"] for a in alerts) == sorted(run.drifts + run.warnings)
+    assert [a["source"]["offset"] for a in alerts] == [237, 246, 1021, 1046, 1120]
 
     def tail(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -565,10 +572,17 @@ def test_alerts_tail_shows_the_services_alerts(
             check=False,
         )
 
-    shown = tail("--max-alerts", str(len(alerts)))
+    shown = tail("--max-alerts", "5")
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines() == [format_alert(alert) for alert in alerts]
-    assert "DRIFT" in shown.stdout and "WARNING" in shown.stdout
+    where = f"{topics.input}/0"
+    assert shown.stdout.splitlines() == [
+        f"2026-01-01T00:00:00.237Z  WARNING   m  error  ddm  {where}@237  after 238 obs",
+        f"2026-01-01T00:00:00.246Z  WARNING   m  error  ddm  {where}@246  after 247 obs",
+        f"2026-01-01T00:00:01.021Z  WARNING   m  error  ddm  {where}@1021  after 1022 obs",
+        f"2026-01-01T00:00:01.046Z  DRIFT     m  error  ddm  {where}@1046  after 1047 obs",
+        # Counted since the detector's last reset, the drift at 1046: offsets 1047 to 1120.
+        f"2026-01-01T00:00:01.120Z  WARNING   m  error  ddm  {where}@1120  after 74 obs",
+    ]
 
     as_json = tail("--json", "--max-alerts", str(len(alerts)))
     assert as_json.returncode == 0, as_json.stderr

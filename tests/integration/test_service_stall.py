@@ -1,17 +1,18 @@
 """The service itself stalls (SIGSTOP: a long GC pause, a starved container) with a transaction open, for
 longer than its transaction timeout: the broker aborts the transaction and bumps the producer's epoch. With a
-short group session the group has moved on without it too (its commit is refused); with a long one only the
-transaction is gone (its producer is fenced by its own timeout). Either way, on waking the service must not
-take that for another instance with its id: it rolls back to its last checkpoint and goes on, exactly once.
+short group session the group has moved on without it too; with a long one only the transaction is gone. On
+waking, whichever call meets that first (a send, the commit, a heartbeat: kafka-python reports it as a fence,
+an illegal state or a refused commit), the service must not take it for another instance with its id: it
+rolls back to its last checkpoint and goes on, exactly once.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,9 @@ TRANSACTION_TIMEOUT_MS = 3000
 STALL_S = 25
 
 
-@pytest.mark.parametrize(
-    ("session_timeout_ms", "expected"),
-    [(6_000, "checkpoint refused"), (60_000, "the broker aborted the open transaction")],
-    ids=["group-moved-on", "transaction-only"],
-)
+@pytest.mark.parametrize("session_timeout_ms", [6_000, 60_000], ids=["group-moved-on", "transaction-only"])
 def test_a_stall_past_the_transaction_timeout_is_rolled_back_not_fatal(
     session_timeout_ms: int,
-    expected: str,
     bootstrap_servers: str,
     new_topic: TopicFactory,
     kafka_clients: KafkaClients,
@@ -60,9 +56,15 @@ def test_a_stall_past_the_transaction_timeout_is_rolled_back_not_fatal(
     produce(bootstrap_servers, run.topic, events[:30_000])
     wait_for(service, lambda: committed_total(kafka_admin, run.group) > 3_000, "progress before the stall")
     outputs = [f"{run.tag}-alerts", f"{run.tag}-state"]
-    wait_for(service, lambda: open_transaction(bootstrap_servers, outputs), "an open transaction")
     assert service.process is not None
-    service.process.send_signal(signal.SIGSTOP)
+    for _attempt in range(50):  # stop it with a transaction open: checked while it is stopped
+        wait_for(service, lambda: open_transaction(bootstrap_servers, outputs), "an open transaction")
+        service.process.send_signal(signal.SIGSTOP)
+        if open_transaction(bootstrap_servers, outputs):
+            break
+        service.process.send_signal(signal.SIGCONT)  # it committed just before: try again
+    else:
+        raise AssertionError("never stopped the service with a transaction open")
     try:
         assert committed_total(kafka_admin, run.group) < 30_000, "the first part was done before the stall"
         stalled_at = time.monotonic()
@@ -81,4 +83,11 @@ def test_a_stall_past_the_transaction_timeout_is_rolled_back_not_fatal(
     log = service.log_events()
     stopped = [e for e in log if e.get("event") == "stopped"][-1]
     assert stopped["transactions_aborted"] >= 1, "the stalled transaction was not rolled back"
-    assert any(str(e.get("event")).startswith(expected) for e in log), f"no {expected!r} in the log"
+    # Which call meets the aborted transaction first varies (a send, the commit, the group's heartbeat);
+    # each path rolls back, and the line says which.
+    rollbacks = [e for e in log if str(e.get("event")).endswith("rolling back to the last checkpoint")]
+    rollbacks += [
+        e for e in log if e.get("event") == "checkpoint refused; rejoining the group and redoing the interval"
+    ]
+    assert rollbacks, "no rollback logged"
+    assert not any(e.get("event") == "unexpected error" for e in log)

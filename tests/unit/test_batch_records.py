@@ -114,9 +114,16 @@ def test_a_batch_failing_its_crc_is_unreadable_with_its_coordinates() -> None:
     records: list[Record] = [(T0 + i, b"m", b"value %d" % i, []) for i in range(10)]
     data = bytearray(batches([records], offset=42))
     data[-3] ^= 0xFF
+    part = BatchRecords(42, TP, MemoryRecords(bytes(data)))
     with pytest.raises(UnreadableBatch, match="failed crc check") as raised:
-        BatchRecords(42, TP, MemoryRecords(bytes(data))).take()
+        part.take()
     assert (raised.value.offset, raised.value.end) == (42, 52)
+    # Drained: kafka-python's fetcher then fetches the batch again, instead of looping on what it holds.
+    assert not part
+    theirs = Fetcher.PartitionRecords(42, TP, MemoryRecords(bytes(data)))
+    with pytest.raises(CorruptRecordError):
+        theirs.take()
+    assert theirs, "kafka-python's own reading keeps the partition's records; its fetcher loops on them"
 
 
 def test_a_fetch_from_the_middle_of_a_batch_and_polls_of_a_few_records() -> None:

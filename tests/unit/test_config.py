@@ -11,7 +11,6 @@ import pytest
 
 from streamdrift.cli.main import main
 from streamdrift.config import StreamdriftConfig, load_config, parse_config
-from streamdrift.config.loader import _ENV_REFERENCE
 from streamdrift.core.detectors import DetectorSpec
 from streamdrift.errors import ConfigError
 
@@ -31,26 +30,33 @@ def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
     return caught.value.problems
 
 
-def with_env_placeholders(path: Path) -> dict[str, str]:
-    """Every `${NAME}` the file references, set to a placeholder (the file's own validity is under test)."""
-    names = {match.group(1) for match in _ENV_REFERENCE.finditer(path.read_text())}
-    return {name: "127.0.0.1:9092" if "BOOTSTRAP" in name else f"placeholder-{name}" for name in names}
-
-
 def test_shipped_example_config_is_valid() -> None:
+    """The documented example works as it stands: every variable it uses has a default in the file."""
     path = CONFIGS / "streamdrift.yaml"
-    if not path.exists():
-        pytest.skip("configs/streamdrift.yaml is not written yet")
-    config = load_config(path, env=with_env_placeholders(path))
-    assert config.topics.input
+    config = load_config(path, env={})
+    assert config.kafka.bootstrap_servers == "127.0.0.1:19092"
+    assert config.topics.input == ["inference-events"]
     assert config.config_version != "unversioned"
+    broker = load_config(path, env={"KAFKA_BOOTSTRAP_SERVERS": "broker-1:9092,broker-2:9092"})
+    assert broker.kafka.bootstrap_servers == "broker-1:9092,broker-2:9092"
 
 
 def test_docker_config_is_valid() -> None:
+    """The container's config takes the broker and the state key from the environment, nothing else."""
     path = CONFIGS / "docker.yaml"
-    config = load_config(path, env=with_env_placeholders(path))
-    assert config.kafka.bootstrap_servers == "127.0.0.1:9092"
+    environment = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "STREAMDRIFT_STATE_KEY": "compose-state-key-0123"}
+    config = load_config(path, env=environment)
+    assert config.kafka.bootstrap_servers == "kafka:9092"
+    assert config.processing.state_key == "compose-state-key-0123"
     assert config.processing.guarantee == "exactly_once"
+    assert (config.http.host, config.http.port) == ("0.0.0.0", 9308)
+    # Neither has a default baked into the file: without them it is refused, naming both.
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.problems == [
+        f"{path}: kafka.bootstrap_servers: environment variable KAFKA_BOOTSTRAP_SERVERS is not set",
+        f"{path}: processing.state_key: environment variable STREAMDRIFT_STATE_KEY is not set",
+    ]
 
 
 def test_minimal_config_defaults() -> None:
@@ -419,6 +425,36 @@ def test_errors_about_a_secret_never_echo_its_value(
     assert "kafka.request_timeout_ms" in err and "got" in err  # other values are echoed, for context
     assert err.count(SECRET) == 1  # only in the request_timeout_ms line
     assert SECRET not in next(line for line in err.splitlines() if "sasl_plain_password" in line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A section of the wrong type: its content would be echoed as the value that was wrong.
+        f"topics: {{input: [events]}}\nkafka:\n  - bootstrap_servers: x:9092\n"
+        f"    sasl_plain_password: {SECRET}\n",
+        f"topics: {{input: [events]}}\nkafka: 'bootstrap_servers: x:9092, ssl_password: {SECRET}'\n",
+        KAFKA_LAST + f"processing: [{{state_key: {SECRET}}}]\n",
+        # A secret of the wrong type.
+        KAFKA_LAST + f"  ssl_password: [{SECRET}]\n",
+        KAFKA_LAST + f"processing: {{state_key: {{value: {SECRET}}}}}\n",
+        # A secret next to other mistakes.
+        KAFKA_LAST + f"  sasl_plain_password: {SECRET}\n  sasl_plain_password_file: /x\n  retries: 3\n",
+        KAFKA_LAST + "  ssl_password: ${TLS_KEY_PASSWORD}\n  ssl_check_hostname: maybe\n",
+        # Not even YAML.
+        f"kafka: {{sasl_plain_password: {SECRET}\ntopics: [\n",
+    ],
+)
+def test_no_config_error_echoes_a_secret(
+    text: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TLS_KEY_PASSWORD", SECRET)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["config", "validate", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"streamdrift: {path}: ")
+    assert "hunter2" not in out + err
 
 
 def test_standardize_takes_a_reference_mean_and_std_or_a_warm_up_never_both() -> None:

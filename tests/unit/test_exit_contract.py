@@ -64,7 +64,7 @@ def test_every_kafka_error_is_translated(kind: type[kafka_errors.KafkaError], tr
         (kafka_errors.ProducerFencedError(), Fenced, Fenced),
         (kafka_errors.InvalidProducerEpochError(), Fenced, Fenced),
         # kafka-python reports a stored fence inside a bare KafkaError on the next send.
-        (kafka_errors.KafkaError(("Cannot perform send", kafka_errors.ProducerFencedError())), Fenced, Fenced),
+        (kafka_errors.KafkaError(("Cannot send", kafka_errors.ProducerFencedError())), Fenced, Fenced),
         (kafka_errors.FencedInstanceIdError(), Fenced, Fenced),
         (kafka_errors.TopicAuthorizationFailedError(), FatalServiceError, FatalServiceError),
         (kafka_errors.TransactionalIdAuthorizationFailedError(), FatalServiceError, FatalServiceError),
@@ -75,8 +75,8 @@ def test_every_kafka_error_is_translated(kind: type[kafka_errors.KafkaError], tr
         (kafka_errors.KafkaTimeoutError(), KafkaUnavailable, KafkaUnavailable),
         (kafka_errors.RequestTimedOutError(), KafkaUnavailable, KafkaUnavailable),
         # What a commit that timed out leaves: the producer in an error state, reported as a bare KafkaError.
-        (kafka_errors.KafkaError("Cannot execute transactional method because we are in an error state: "
-                                 "KafkaError: [Error 7] RequestTimedOutError"), FatalServiceError, KafkaUnavailable),
+        (kafka_errors.KafkaError("in an error state: KafkaError: [Error 7] RequestTimedOutError"),
+         FatalServiceError, KafkaUnavailable),
         (kafka_errors.CorruptRecordError("damaged"), FatalServiceError, KafkaUnavailable),
     ],
 )  # fmt: skip
