@@ -22,7 +22,7 @@ from streamdrift.config import parse_config
 from tests.conftest import KafkaClients, TopicFactory
 from tests.integration.conftest import Service
 from tests.integration.runs import assert_alerts_equal_offline, committed_total, prepare_run, stream, wait_for
-from tests.integration.test_broker_outage import open_transaction, produce
+from tests.integration.test_broker_outage import PacedInput, open_transaction
 
 TRANSACTION_TIMEOUT_MS = 3000
 # The broker looks for timed-out transactions every 10 s (transaction.abort.timed.out.transaction.cleanup
@@ -53,27 +53,37 @@ def test_a_stall_past_the_transaction_timeout_is_rolled_back_not_fatal(
     assert run.config.processing.session_timeout_ms == session_timeout_ms
     service = services(run.config_path, "stall-1")
     service.start()
-    produce(bootstrap_servers, run.topic, events[:30_000])
-    wait_for(service, lambda: committed_total(kafka_admin, run.group) > 3_000, "progress before the stall")
-    outputs = [f"{run.tag}-alerts", f"{run.tag}-state"]
-    assert service.process is not None
-    for _attempt in range(50):  # stop it with a transaction open: checked while it is stopped
-        wait_for(service, lambda: open_transaction(bootstrap_servers, outputs), "an open transaction")
-        service.process.send_signal(signal.SIGSTOP)
-        if open_transaction(bootstrap_servers, outputs):
-            break
-        service.process.send_signal(signal.SIGCONT)  # it committed just before: try again
-    else:
-        raise AssertionError("never stopped the service with a transaction open")
+    paced = PacedInput(bootstrap_servers, run.topic, events, per_s=3_000)  # input arrives throughout
     try:
-        assert committed_total(kafka_admin, run.group) < 30_000, "the first part was done before the stall"
-        stalled_at = time.monotonic()
-        produce(bootstrap_servers, run.topic, events[30_000:36_000])  # input goes on arriving meanwhile
-        time.sleep(max(0.0, STALL_S - (time.monotonic() - stalled_at)))  # the stall itself
-        assert not open_transaction(bootstrap_servers, outputs), "the broker did not abort the transaction"
+        wait_for(
+            service, lambda: committed_total(kafka_admin, run.group) > 3_000, "progress before the stall"
+        )
+        outputs = [f"{run.tag}-alerts", f"{run.tag}-state"]
+        assert service.process is not None
+
+        def in_hand() -> bool:
+            return open_transaction(bootstrap_servers, outputs) and (
+                committed_total(kafka_admin, run.group) < paced.sent
+            )
+
+        for _attempt in range(50):  # stop it with a transaction open: checked while it is stopped
+            wait_for(service, in_hand, "an open transaction with input in hand")
+            service.process.send_signal(signal.SIGSTOP)
+            if open_transaction(bootstrap_servers, outputs):
+                break
+            service.process.send_signal(signal.SIGCONT)  # it committed just before: try again
+        else:
+            raise AssertionError("never stopped the service with a transaction open")
+        try:
+            time.sleep(STALL_S)  # the stall itself (a fault's length, not a wait for something)
+            assert not open_transaction(bootstrap_servers, outputs), (
+                "the broker did not abort the transaction"
+            )
+            assert paced.sent > committed_total(kafka_admin, run.group), "no input arrived during the stall"
+        finally:
+            os.kill(service.process.pid, signal.SIGCONT)
     finally:
-        os.kill(service.process.pid, signal.SIGCONT)
-    produce(bootstrap_servers, run.topic, events[36_000:])
+        assert paced.join() == len(events)
     wait_for(
         service, lambda: committed_total(kafka_admin, run.group) == len(events), "the service to catch up"
     )
