@@ -272,6 +272,10 @@ def partition_counts(admin: Any, topics: list[str]) -> dict[str, int]:
     """Partition count of each topic that exists (missing topics are left out)."""
     with translated_errors("describing topics"):
         described = admin.describe_topics(topics)
+    for topic in described:
+        error = kafka_errors.for_code(topic.get("error_code", 0))
+        if issubclass(error, kafka_errors.AuthorizationError):  # not "missing": nothing would ever change
+            raise FatalServiceError(f"describing topic {topic['name']}: {_refusal(error())}")
     return {
         topic["name"]: len(topic["partitions"])
         for topic in described
