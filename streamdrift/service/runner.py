@@ -100,7 +100,7 @@ STATE_TOPIC_CONFIG = {
 }
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 HEARTBEAT_SILENCE_S = 10.0  # no heartbeat answered for this long (3 s interval): the broker is away
-REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused for longer than this: give up (exit non-zero)
+REFUSED_FOR_AT_MOST_S = 120.0  # checkpoints refused in a row for longer than this: give up (exit non-zero)
 SCATTER_WARNINGS = 20  # models logged by name when input is not keyed by model_id; all are counted
 LOOP_BLOCKED_S = 5.0  # the loop stuck in one call this long (a broker outage, a stall): not ready
 FETCH_ATTEMPTS = 3  # an unreadable record batch is fetched this many times before it is fatal (or skipped)
@@ -169,11 +169,7 @@ class DriftService:
         # detectors up to date (their alerts and dead letters were written before); no offset is committed.
         self.replay_until: dict[TopicPartition, int] = {}
         self.in_transaction = False
-        self.transaction_began: float | None = None  # when the open transaction began (monotonic)
-        self.initializing: Any = None  # a transactional producer whose initialisation has not completed
-        # An error a rebalance callback met that must end the service (they run on kafka-python's thread).
-        self.fatal: FatalServiceError | None = None
-        self.unreadable: tuple[tuple[str, int, int], int] | None = None  # (topic, partition, offset), fetches
+        self._init_recovery()
         # kafka-python's transactional calls wait without a deadline; a broker outage must not hang us.
         self.call_timeout_s = config.kafka.request_timeout_ms / 1000 + 10
         self.last_checkpoint_ok = time.monotonic()
@@ -191,6 +187,17 @@ class DriftService:
         self.rebalance_started_at: float | None = None
         self.rebalance_stuck_after_s = max(10.0, config.processing.session_timeout_ms / 1000)
         self._init_published()
+
+    def _init_recovery(self) -> None:
+        """What the loop keeps to recover from faults, and to tell the ones it must not outlive."""
+        self.transaction_began: float | None = None  # when the open transaction began (monotonic)
+        self.initializing: Any = None  # a transactional producer whose initialisation has not completed
+        # An error a rebalance callback met that must end the service (they run on kafka-python's thread).
+        self.fatal: FatalServiceError | None = None
+        self.unreadable: tuple[tuple[str, int, int], int] | None = None  # (topic, partition, offset), fetches
+        # Since when checkpoints have been refused without one succeeding (None: the last one succeeded). Not
+        # since the last success: after a long outage the first refusal is normal, and is rejoined.
+        self.refused_since: float | None = None
 
     def _init_published(self) -> None:
         """What the HTTP thread reads (see endpoints.py, metrics.py): plain counters and a heartbeat."""
@@ -590,7 +597,10 @@ class DriftService:
     def _rejoin(self, refused: CheckpointRefused) -> None:
         """The group moved on without us (an eviction after a stall, a rebalance we missed): the interval
         was rolled back; join again and redo it from the last checkpoint."""
-        if time.monotonic() - self.last_checkpoint_ok > REFUSED_FOR_AT_MOST_S:
+        now = time.monotonic()
+        if self.refused_since is None:
+            self.refused_since = now
+        elif now - self.refused_since > REFUSED_FOR_AT_MOST_S:
             raise FatalServiceError(
                 f"checkpoints refused for {REFUSED_FOR_AT_MOST_S:.0f} s: {refused}"
             ) from refused
@@ -893,6 +903,7 @@ class DriftService:
             self._rollback()  # the caller decides how to carry on
             raise
         self.last_checkpoint_ok = time.monotonic()
+        self.refused_since = None
         self.pending.clear()
         self.totals["checkpoints"] += 1
         self.totals["checkpoint_ms"] += round((self.last_checkpoint_ok - started) * 1000)
@@ -1165,7 +1176,7 @@ class DriftService:
 
 
 def _unreadable_message(exc: UnreadableBatch, fetches: int) -> str:
-    """One line: where, why, and how an operator moves past it (README, "Unreadable input")."""
+    """One line: where, why, and how an operator moves past it (README, "Compressed and damaged input")."""
     span = f"offsets {exc.offset} to {exc.end - 1}" if exc.end is not None and exc.end > exc.offset else "it"
     return (
         f"cannot read {exc.topic} partition {exc.partition} at offset {exc.offset}: {exc.reason} "
