@@ -4,13 +4,13 @@ offline uninterrupted run to compare with, and ways to disturb the service (kill
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ SOAK_EVENTS = int(os.environ.get("STREAMDRIFT_SOAK_EVENTS", "100800"))
 
 
 def config_yaml(bootstrap: str, input_topic: str, tag: str, **processing: Any) -> str:
-    extra = "".join(f"\n  {key}: {value}" for key, value in processing.items())
+    """The config of a run; `processing` adds or overrides settings of that section."""
+    settings = {"commit_interval_ms": 100, "session_timeout_ms": 6000, **processing}
+    lines = "".join(f"\n  {key}: {value}" for key, value in settings.items())
     return f"""
 kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
 http: {{port: 0}}
@@ -45,9 +47,7 @@ topics:
   alerts: "{tag}-alerts"
   dead_letter: "{tag}-dead-letter"
   state: "{tag}-state"
-processing:
-  commit_interval_ms: 100
-  session_timeout_ms: 6000{extra}
+processing:{lines}
 models:
   - match: "ph-*"
     features:
@@ -152,25 +152,209 @@ def assert_alerts_equal_offline(clients: KafkaClients, run: Run, at_least: int) 
     return monitor
 
 
-def kill_repeatedly(
-    service: Service, committed: Callable[[], int], total: int, kills: int, pause: tuple[float, float]
-) -> None:
-    """`kill -9` the service `kills` times, each a random moment after it has made progress, restarting it.
+def output_topics(config: StreamdriftConfig) -> list[str]:
+    """The topics the service writes inside its transactions (besides the group's offsets)."""
+    topics = [config.topics.alerts, config.topics.dead_letter, config.topics.state]
+    if config.processing.repartition:
+        topics.append(config.repartition_topic())
+    return topics
 
-    Progress: `committed()` (a sum of committed offsets) grew, or reached `total` (nothing left to do).
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One look at the broker: the input records that have arrived (the sum of the input topics' high
+    watermarks), the output partitions' high watermarks, and those with a transaction open: (last stable
+    offset, high watermark)."""
+
+    arrived: int
+    ends: dict[TopicPartition, int]
+    open: dict[TopicPartition, tuple[int, int]]
+
+
+class BrokerView:
+    """What the broker itself says about a run, independent of the service: how much input has arrived, and
+    where a transaction is open. A partition's last stable offset (end_offsets of a read_committed consumer)
+    below its high watermark (end_offsets of a read_uncommitted one) holds records of an open transaction.
+    Output topics are those the service creates: they are looked up until they exist."""
+
+    def __init__(self, clients: KafkaClients, inputs: list[str], outputs: list[str]) -> None:
+        self.inputs, self.outputs = inputs, outputs
+        self.stable = clients.consumer(isolation_level="read_committed")
+        self.uncommitted = clients.consumer(isolation_level="read_uncommitted")
+        self.reader = clients.consumer(isolation_level="read_committed")
+        self.known: dict[str, list[TopicPartition]] = {}
+
+    def partitions(self, topics: list[str]) -> list[TopicPartition]:
+        for topic in topics:
+            if topic not in self.known and (found := self.uncommitted.partitions_for_topic(topic)):
+                self.known[topic] = [TopicPartition(topic, p) for p in sorted(found)]
+        return [tp for topic in topics for tp in self.known.get(topic, [])]
+
+    def sample(self) -> Sample:
+        outputs = self.partitions(self.outputs)
+        # The stable offsets first: a partition found open was open at the latest when they were read, and
+        # the input high watermarks, read after, count every input record its records came from.
+        stable = self.stable.end_offsets(outputs) if outputs else {}
+        inputs = self.partitions(self.inputs)
+        ends = self.uncommitted.end_offsets(outputs + inputs)
+        return Sample(
+            arrived=sum(ends[tp] for tp in inputs),
+            ends={tp: ends[tp] for tp in outputs},
+            open={tp: (stable[tp], ends[tp]) for tp in outputs if stable[tp] < ends[tp]},
+        )
+
+    def arrived(self) -> int:
+        inputs = self.partitions(self.inputs)
+        return sum(self.uncommitted.end_offsets(inputs).values())
+
+    def last_stable(self, tp: TopicPartition) -> int:
+        return int(self.stable.end_offsets([tp])[tp])
+
+    def committed_records(self, tp: TopicPartition, start: int, end: int) -> int:
+        """How many records a read_committed reader finds in [start, end) of `tp` (once no transaction holds
+        that range back: the caller waits for the last stable offset to pass `start`)."""
+        self.reader.assign([tp])
+        self.reader.seek(tp, start)
+        found = 0
+        deadline = time.monotonic() + 30
+        while self.reader.position(tp) < end:
+            assert time.monotonic() < deadline, f"could not read {tp} from {start} to {end}"
+            for batch in self.reader.poll(timeout_ms=500).values():
+                found += sum(1 for record in batch if record.offset < end)
+        return found
+
+
+@dataclass(slots=True)
+class Kill:
+    """One `kill -9`: the input committed and arrived at that moment, and the transactions it left open: per
+    output partition (last stable offset, high watermark), seen just before the kill and still there just
+    after it; `aborted`: the broker then aborted them (none of their records ever became readable)."""
+
+    number: int
+    targeted: bool  # aimed (see kill_repeatedly), else at a random moment with work in flight
+    committed: int
+    arrived: int
+    open: dict[TopicPartition, tuple[int, int]]
+    aborted: bool = False
+
+
+AIM_WAIT_S = 10.0  # how long an aimed kill waits for its moment
+RANDOM_MOMENT_EVERY = 4  # every 4th kill lands at a random moment: restores, replays, commits get kills too
+
+
+def kill_repeatedly(
+    service: Service,
+    committed: Callable[[], int],
+    total: int,
+    kills: int,
+    pause: tuple[float, float],
+    view: BrokerView,
+    *,
+    transactional: bool = True,
+) -> list[Kill]:
+    """`kill -9` the service `kills` times while it has work in flight and input is still arriving, restarting
+    it each time. `committed()` is the sum of the committed offsets of the input `view` watches; `total`, of
+    the input there will be in the end. Asserts, at each kill, that less input was committed than had
+    arrived, and that more input arrives after it (so the caller must still be producing).
+
+    Each kill comes a random moment after the (re)started service made progress (`committed()` grew), once
+    less input is committed than has arrived. With output topics in `view`, 3 kills in 4 are also aimed (for
+    at most AIM_WAIT_S): `transactional`, at a transaction just opened on one (none was open at the broker's
+    previous look, a few milliseconds before), else at a record just written to one (its high watermark grew
+    since the previous look). With `transactional`, after each kill: whether the transactions seen open
+    before it are still open (the same last stable offsets), and once the restarted service has fenced the
+    killed one's producer, whether the broker aborted them; at least half the kills must have landed in a
+    transaction that was open, then aborted.
     """
     rng = random.Random(kills)
-    for kill in range(kills):
-        before = committed()
+    done: list[Kill] = []
+    before = committed()
+    for number in range(1, kills + 1):
 
         def progressed(before: int = before) -> bool:
-            now = committed()
-            return now > before or now == total
+            return committed() > before
 
-        wait_for(service, progressed, f"progress before kill {kill + 1}")
+        wait_for(service, progressed, f"progress before kill {number}")
         time.sleep(rng.uniform(*pause))  # a random moment to crash at, not a synchronisation
-        service.kill()
+        aim = None
+        if view.outputs and number % RANDOM_MOMENT_EVERY != 0:
+            aim = _transaction_just_opened if transactional else _output_just_written
+        kill = _kill_in_flight(service, committed, view, number, aim)
+        assert kill.committed < kill.arrived < total, (
+            f"kill {number}: no work in flight (committed {kill.committed}, arrived {kill.arrived}, "
+            f"total {total})"
+        )
+        assert view.arrived() < total, (
+            f"kill {number}: all the input had arrived; none arrives after the kill"
+        )
         service.start()
+        if transactional and kill.open:
+            kill.aborted = _aborted(service, view, kill)
+        done.append(kill)
+        before = kill.committed
+    if transactional and view.outputs:
+        landed = [kill for kill in done if kill.aborted]
+        topics = Counter(tp.topic for kill in landed for tp in kill.open)
+        print(
+            f"{len(landed)} of {kills} kills landed in an open transaction; open partitions: {dict(topics)}"
+        )
+        assert 2 * len(landed) >= kills, (
+            f"only {len(landed)} of {kills} kills landed in an open transaction: {done}"
+        )
+    return done
+
+
+def _transaction_just_opened(previous: Sample, sample: Sample) -> bool:
+    return bool(sample.open) and not previous.open
+
+
+def _output_just_written(previous: Sample, sample: Sample) -> bool:
+    return any(end > previous.ends.get(tp, end) for tp, end in sample.ends.items())
+
+
+def _kill_in_flight(
+    service: Service,
+    committed: Callable[[], int],
+    view: BrokerView,
+    number: int,
+    aim: Callable[[Sample, Sample], bool] | None,
+) -> Kill:
+    """Kill the service at the first moment less input is committed than has arrived and, with an `aim`, the
+    broker shows the moment aimed at (after AIM_WAIT_S, any moment)."""
+    started = time.monotonic()
+    previous = None
+    while True:
+        sample = view.sample()
+        waited = time.monotonic() - started
+        if aim is None or (previous is not None and aim(previous, sample)) or waited > AIM_WAIT_S:
+            now = committed()
+            if now < sample.arrived:
+                service.kill()
+                break
+        assert waited < DEADLINE_S, (
+            f"kill {number}: the service never had work in flight; its last log lines:\n{service.log_tail()}"
+        )
+        previous = sample
+    after = view.sample()
+    still = {
+        tp: (stable, after.open[tp][1])
+        for tp, (stable, _end) in sample.open.items()
+        if tp in after.open and after.open[tp][0] == stable
+    }
+    if still:  # the transaction holding the input after `now` was open at the kill: no more was committed
+        assert committed() == now, f"kill {number}: input committed after the kill"
+    return Kill(number, aim is not None, committed=now, arrived=sample.arrived, open=still)
+
+
+def _aborted(service: Service, view: BrokerView, kill: Kill) -> bool:
+    """Once the restarted service has fenced the killed one's producer (the broker then aborts its open
+    transaction), whether no record of the open ranges became readable: the transaction was aborted."""
+    for tp, (stable, _end) in kill.open.items():
+        wait_for(
+            service, lambda tp=tp, stable=stable: view.last_stable(tp) > stable,
+            f"the transaction left open by kill {kill.number} on {tp} to end",
+        )  # fmt: skip
+    return all(view.committed_records(tp, stable, end) == 0 for tp, (stable, end) in kill.open.items())
 
 
 def committed_total(admin: Any, group: str, topic: str | None = None) -> int:
@@ -207,37 +391,94 @@ def final_state(clients: KafkaClients, topic: str, key: str) -> dict[str, bytes]
     }
 
 
-def produce_paced(clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], seconds: float) -> None:
-    producer = clients.producer(linger_ms=5)
-    started = time.monotonic()
-    for i, (model, value) in enumerate(events):
-        producer.send(topic, key=model.encode(), value=value)
-        if i % 1000 == 999:
+Outgoing = tuple[str, bytes | None, bytes, int | None, int | None]
+"""A record to produce: topic, key, value, partition (None: by key) and timestamp_ms (None: now)."""
+
+
+def keyed(topic: str, events: list[tuple[str, bytes]]) -> list[Outgoing]:
+    """Events keyed by model id."""
+    return [(topic, model.encode(), value, None, None) for model, value in events]
+
+
+def chunked(records: list[Outgoing], size: int = 1000) -> list[list[Outgoing]]:
+    return [records[i : i + size] for i in range(0, len(records), size)]
+
+
+class PacedProducer:
+    """Produces chunks of records in order over about `seconds`, on a background thread (as a context
+    manager; it waits for the thread at exit). Each chunk is acknowledged before the next is sent.
+
+    With `hold_last`, the last chunk waits for `release()` (or `hurry()`): input arrives after the last fault
+    of a crash test however long the faults took. `hurry()` also ends the pacing: the rest goes at once, so
+    that it does not make the test wait. A failure in the `with` block stops the production.
+    """
+
+    def __init__(
+        self, clients: KafkaClients, chunks: list[list[Outgoing]], seconds: float, *, hold_last: bool = False
+    ) -> None:
+        self.clients, self.chunks, self.seconds, self.hold_last = clients, chunks, seconds, hold_last
+        self.total = sum(map(len, chunks))
+        self.hurried = threading.Event()
+        self.released = threading.Event()
+        self.stopped = threading.Event()
+        self.failures: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="paced producer")
+
+    def release(self) -> None:
+        self.released.set()
+
+    def hurry(self) -> None:
+        self.released.set()
+        self.hurried.set()
+
+    def produce(self) -> None:
+        producer = self.clients.producer(linger_ms=5)
+        started, sent = time.monotonic(), 0
+        for number, chunk in enumerate(self.chunks, start=1):
+            if self.hold_last and number == len(self.chunks):
+                self.released.wait()
+            if self.stopped.is_set():
+                return
+            for topic, key, value, partition, timestamp_ms in chunk:
+                producer.send(topic, key=key, value=value, partition=partition, timestamp_ms=timestamp_ms)
             producer.flush()
-            ahead = (i + 1) / len(events) * seconds - (time.monotonic() - started)
+            sent += len(chunk)
+            ahead = sent / self.total * self.seconds - (time.monotonic() - started)
             if ahead > 0:
-                time.sleep(ahead)  # pacing the input so that kills land mid-run
-    producer.flush()
+                self.hurried.wait(ahead)  # pacing the input so that kills land mid-run
 
-
-@contextlib.contextmanager
-def producing(
-    clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], seconds: float
-) -> Iterator[None]:
-    """Produce `events` over about `seconds` in the background; always waits for the producer at exit."""
-    failures: list[BaseException] = []
-
-    def target() -> None:
+    def _run(self) -> None:
         try:
-            produce_paced(clients, topic, events, seconds)
+            self.produce()
         except BaseException as exc:
-            failures.append(exc)
+            self.failures.append(exc)
 
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-    if failures:
-        raise failures[0]
+    def __enter__(self) -> PacedProducer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, failed: type[BaseException] | None, *_exc: object) -> None:
+        if failed is not None:
+            self.stopped.set()
+            self.hurry()
+        self.thread.join()
+        if self.failures and failed is None:
+            raise self.failures[0]
+
+
+def produce_paced(clients: KafkaClients, topic: str, events: list[tuple[str, bytes]], seconds: float) -> None:
+    PacedProducer(clients, chunked(keyed(topic, events)), seconds).produce()
+
+
+def producing(
+    clients: KafkaClients,
+    topic: str,
+    events: list[tuple[str, bytes]],
+    seconds: float,
+    chunk: int = 1000,
+    *,
+    hold_last: bool = False,
+) -> PacedProducer:
+    """Produce `events` keyed by model over about `seconds` in the background (`with producing(...)`), `chunk`
+    at a time; always waits for the producer at exit. See PacedProducer."""
+    return PacedProducer(clients, chunked(keyed(topic, events), chunk), seconds, hold_last=hold_last)

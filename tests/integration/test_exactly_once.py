@@ -21,11 +21,13 @@ from tests.integration.conftest import STREAMDRIFT, Service
 from tests.integration.runs import (
     SOAK_EVENTS,
     SOAK_KILLS,
+    BrokerView,
     assert_alerts_equal_offline,
     committed_total,
     config_yaml,
     final_state,
     kill_repeatedly,
+    output_topics,
     prepare_run,
     producing,
     read_all,
@@ -44,13 +46,25 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     state_key: str,
 ) -> None:
     events = stream(models=12, per_model=SOAK_EVENTS // 12, seed=11)
-    run = prepare_run(bootstrap_servers, new_topic(partitions=2), tmp_path, "eos")
+    # The default commit interval: transactions long enough for kills to land in most of them.
+    run = prepare_run(bootstrap_servers, new_topic(partitions=2), tmp_path, "eos", commit_interval_ms=500)
     service = services(run.config_path, "eos-1")
-    with producing(kafka_clients, run.topic, events, seconds=2.5 * SOAK_KILLS):
+    view = BrokerView(kafka_clients, [run.topic], output_topics(run.config))
+    # Paced to outlast the kills (each costs a restart: about 5 s), in small chunks (a steady flow, not bursts
+    # the service deals with in one go); the rest, at least the last chunk, arrives after the last kill.
+    with producing(
+        kafka_clients, run.topic, events, seconds=8.0 * SOAK_KILLS, chunk=100, hold_last=True
+    ) as producer:
         service.start()
         kill_repeatedly(
-            service, lambda: committed_total(kafka_admin, run.group), len(events), SOAK_KILLS, (0.2, 1.5)
+            service,
+            lambda: committed_total(kafka_admin, run.group),
+            len(events),
+            SOAK_KILLS,
+            (0.2, 1.5),
+            view,
         )
+        producer.hurry()
     wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "the service to catch up")
     assert service.stop() == 0
 
@@ -65,7 +79,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert any(e.get("replayed_events", 0) > 0 for e in log if e.get("event") == "summary")
 
 
-def test_tampered_state_is_rejected_counted_and_the_model_starts_fresh(
+def test_tampered_state_is_rejected_counted_and_the_last_valid_snapshot_restored(
     bootstrap_servers: str,
     new_topic: TopicFactory,
     kafka_clients: KafkaClients,
@@ -111,7 +125,9 @@ def test_tampered_state_is_rejected_counted_and_the_model_starts_fresh(
     assert {e["reason"] for e in rejected} == {"bad_signature"}
     ready = [e for e in second_run if e.get("event") == "partitions restored"][-1]
     assert ready["rejected_snapshots"] == {"bad_signature": 2}
-    assert ready["restored_models"] == 0
+    # A record that fails its signature hides nothing: each model's newest valid snapshot, from before the
+    # tampering, is restored (a model with no valid snapshot would start fresh).
+    assert ready["restored_models"] == 2
 
 
 def test_refuses_a_state_topic_that_is_not_co_partitioned(
@@ -167,10 +183,15 @@ def test_two_instances_one_killed_and_restarted_repeatedly(
     events = stream(models=16, per_model=3000, seed=21)
     run = prepare_run(bootstrap_servers, new_topic(partitions=4), tmp_path, "pair")
     steady, flaky = services(run.config_path, "pair-a"), services(run.config_path, "pair-b")
-    with producing(kafka_clients, run.topic, events, seconds=20.0):
+    # The steady member's transactions are no sign of the flaky one's: kills land when input is uncommitted.
+    view = BrokerView(kafka_clients, [run.topic], outputs=[])
+    with producing(kafka_clients, run.topic, events, seconds=40.0, chunk=100, hold_last=True) as producer:
         steady.start()
         flaky.start()
-        kill_repeatedly(flaky, lambda: committed_total(kafka_admin, run.group), len(events), 5, (0.5, 2.0))
+        kill_repeatedly(
+            flaky, lambda: committed_total(kafka_admin, run.group), len(events), 5, (0.5, 2.0), view
+        )
+        producer.hurry()
     wait_until(lambda: committed_total(kafka_admin, run.group) == len(events), "both to catch up")
     assert steady.stop() == 0
     assert flaky.stop() == 0

@@ -1,6 +1,7 @@
 """Late labels through the real broker: labels on their own topic, each delayed by a random 1-10k events,
 read by a service killed -9 along the way, still yield exactly the error-signal alerts that inline labels
-give (byte for byte: the error stream is fed in prediction order, whatever order the labels come in).
+give (byte for byte: the error stream is fed in prediction order, whatever order the labels come in), and
+the labels topic's unreadable records are each dead-lettered exactly once.
 """
 
 from __future__ import annotations
@@ -18,10 +19,23 @@ import orjson
 from streamdrift.config import parse_config
 from tests.conftest import KafkaClients, TopicFactory, unique_name
 from tests.integration.conftest import STREAMDRIFT, Service
-from tests.integration.runs import committed_total, kill_repeatedly, offline, read_all, wait_until
+from tests.integration.runs import (
+    BrokerView,
+    Outgoing,
+    PacedProducer,
+    chunked,
+    committed_total,
+    kill_repeatedly,
+    offline,
+    output_topics,
+    read_all,
+    wait_until,
+)
 
 MODELS = ("churn", "fraud", "credit")
 PER_MODEL = 6000
+KILLS = 6
+JUNK_EVERY = 100  # a label record without its label after every 100 records: a dead letter
 
 
 def labelled_stream(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -43,33 +57,34 @@ def labelled_stream(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return events, labels
 
 
-def produce_with_delays(
-    clients: KafkaClients, input_topic: str, labels_topic: str, events: list[dict[str, Any]],
-    labels: dict[str, Any], seed: int,
-) -> int:  # fmt: skip
-    """Events at 1 ms apart; each label 1 to 10,000 events after its prediction, in that time order."""
+def timeline(
+    input_topic: str, labels_topic: str, events: list[dict[str, Any]], labels: dict[str, Any], seed: int
+) -> list[Outgoing]:
+    """Events 1 ms apart; each label 1 to 10,000 events after its prediction, in that time order (records
+    keyed by model id, stamped with their time); every JUNK_EVERY records, a label record with no label."""
     rng = np.random.default_rng(seed)
     # (time, events before labels at the same time, topic, key = model id, value)
-    timeline: list[tuple[int, int, str, str, dict[str, Any]]] = []
+    entries: list[tuple[int, int, str, str, dict[str, Any]]] = []
     for i, event in enumerate(events):
         model, event_id = event["model_id"], event["event_id"]
-        timeline.append((i, 0, input_topic, model, event))
+        entries.append((i, 0, input_topic, model, event))
         delay = int(rng.integers(1, 10_001))
-        timeline.append(
-            (i + delay, 1, labels_topic, model, {"event_id": event_id, "label": labels[event_id]})
-        )
-    timeline.sort(key=lambda entry: (entry[0], entry[1]))
+        entries.append((i + delay, 1, labels_topic, model, {"event_id": event_id, "label": labels[event_id]}))
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
     # Recent record times: the broker deletes records older than the topic's retention (7 days) at once.
     base_ms = int(time.time() * 1000) - 60_000
-    producer = clients.producer()
-    for at, _order, topic, model, value in timeline:
-        producer.send(topic, key=model.encode(), value=orjson.dumps(value), timestamp_ms=base_ms + at)
-    producer.flush()
-    producer.close()
-    return len(timeline)
+    records: list[Outgoing] = []
+    for number, (at, _order, topic, model, value) in enumerate(entries, start=1):
+        records.append((topic, model.encode(), orjson.dumps(value), None, base_ms + at))
+        if number % JUNK_EVERY == 0:
+            junk = {"event_id": f"junk-{number}"}
+            records.append((labels_topic, model.encode(), orjson.dumps(junk), None, base_ms + at))
+    return records
 
 
-def config_text(bootstrap: str, input_topic: str, labels_topic: str, tag: str) -> str:
+def config_text(
+    bootstrap: str, input_topic: str, labels_topic: str, tag: str, commit_interval_ms: int = 100
+) -> str:
     return f"""
 kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
 http: {{port: 0}}
@@ -79,7 +94,7 @@ topics:
   alerts: "{tag}-alerts"
   dead_letter: "{tag}-dead-letter"
   state: "{tag}-state"
-processing: {{commit_interval_ms: 100, session_timeout_ms: 6000}}
+processing: {{commit_interval_ms: {commit_interval_ms}, session_timeout_ms: 6000}}
 labels: {{ttl_s: 3600, max_pending_per_model: 50000}}
 logging: {{summary_interval_s: 1}}
 """
@@ -113,21 +128,25 @@ def test_labels_delayed_by_random_1_to_10k_events_give_the_inline_error_alerts_a
 ) -> None:
     input_topic, labels_topic = new_topic(partitions=2), new_topic(partitions=2)
     tag = unique_name("labels")
-    text = config_text(bootstrap_servers, input_topic, labels_topic, tag)
+    # The default commit interval: transactions long enough for kills to land in most of them.
+    text = config_text(bootstrap_servers, input_topic, labels_topic, tag, commit_interval_ms=500)
     config_path = tmp_path / "streamdrift.yaml"
     config_path.write_text(text)
     events, labels = labelled_stream(seed=3)
-    total = produce_with_delays(kafka_clients, input_topic, labels_topic, events, labels, seed=4)
+    records = timeline(input_topic, labels_topic, events, labels, seed=4)
+    group = f"{tag}-group"
 
     service = services(config_path, "labels-1")
-    service.start()
-    group = f"{tag}-group"
-    kills = 3
-    kill_repeatedly(service, lambda: committed_total(kafka_admin, group), total, kills, pause=(0.2, 1.5))
-    wait_until(lambda: committed_total(kafka_admin, group) == total, "the service to read both topics")
-
-    # Everything is committed, alerts with their offsets: one more kill -9 cannot change what is published.
-    service.kill()
+    view = BrokerView(kafka_clients, [input_topic, labels_topic], output_topics(parse_config(text.encode())))
+    # Events and labels arrive while the service runs and is killed; the last chunk after the last kill.
+    with PacedProducer(kafka_clients, chunked(records, 100), seconds=8.0 * KILLS, hold_last=True) as producer:
+        service.start()
+        kill_repeatedly(
+            service, lambda: committed_total(kafka_admin, group), len(records), KILLS, (0.2, 1.5), view
+        )
+        producer.hurry()
+    wait_until(lambda: committed_total(kafka_admin, group) == len(records), "the service to read both topics")
+    assert service.stop() == 0
 
     expected = inline_alerts(text.encode(), read_all(kafka_clients, input_topic), labels)
     published = [r.value for r in read_all(kafka_clients, f"{tag}-alerts")]
@@ -139,7 +158,13 @@ def test_labels_delayed_by_random_1_to_10k_events_give_the_inline_error_alerts_a
     assert not missing and not extra, (
         f"{len(missing)} missing, first: {missing[:2]}; {len(extra)} not expected, first: {extra[:2]}"
     )
-    assert not read_all(kafka_clients, f"{tag}-dead-letter")
+    # Every label record without a label is dead-lettered once: the dead letters of aborted intervals never
+    # became readable, those of committed ones were not written again.
+    junk = [value for topic, _key, value, _p, _t in records if topic == labels_topic and b"junk-" in value]
+    dead = read_all(kafka_clients, f"{tag}-dead-letter")
+    assert len(junk) == len(records) // (JUNK_EVERY + 1)
+    assert sorted(record.value for record in dead) == sorted(junk)
+    assert {dict(record.headers)["streamdrift.error.kind"] for record in dead} == {b"bad_label"}
 
     # The events carry no label: every error alert above came from the join. The join's outcome counters,
     # from the summary lines of every start: no prediction or label expired.
