@@ -279,7 +279,7 @@ def kill_repeatedly(
         aim = None
         if view.outputs and number % RANDOM_MOMENT_EVERY != 0:
             aim = _transaction_just_opened if transactional else _output_just_written
-        kill = _kill_in_flight(service, committed, view, number, aim)
+        kill = kill_in_flight(service, committed, view, number, aim)
         assert kill.committed < kill.arrived < total, (
             f"kill {number}: no work in flight (committed {kill.committed}, arrived {kill.arrived}, "
             f"total {total})"
@@ -312,7 +312,7 @@ def _output_just_written(previous: Sample, sample: Sample) -> bool:
     return any(end > previous.ends.get(tp, end) for tp, end in sample.ends.items())
 
 
-def _kill_in_flight(
+def kill_in_flight(
     service: Service,
     committed: Callable[[], int],
     view: BrokerView,

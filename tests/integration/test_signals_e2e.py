@@ -28,7 +28,15 @@ from streamdrift.core.monitor import Monitor
 from streamdrift.core.snapshot import decode_snapshot
 from tests.conftest import KafkaClients, TopicFactory, unique_name
 from tests.integration.conftest import Service
-from tests.integration.runs import committed_total, offline, producing, read_all, wait_for
+from tests.integration.runs import (
+    BrokerView,
+    committed_total,
+    kill_in_flight,
+    offline,
+    producing,
+    read_all,
+    wait_for,
+)
 from tests.river_runs import adwin_drifts
 
 Record = Any  # a kafka-python ConsumerRecord
@@ -395,22 +403,30 @@ def committed_by_partition(kafka_admin: Any, group: str) -> dict[int, int]:
 
 
 def kill_repeatedly_noting_positions(
-    service: Service, kafka_admin: Any, group: str, total: int, kills: int, pause: tuple[float, float]
+    service: Service,
+    kafka_admin: Any,
+    group: str,
+    view: BrokerView,
+    total: int,
+    kills: int,
+    pause: tuple[float, float],
 ) -> list[dict[int, int]]:
-    """runs.kill_repeatedly, also noting the committed offsets of each partition at each kill."""
+    """`kill -9` the service `kills` times, each a random moment after it made progress, with input in hand
+    (less committed than arrived) and more to arrive; notes the committed offsets of each partition."""
     rng = random.Random(kills)
     positions = []
+    before = committed_total(kafka_admin, group)
     for kill in range(kills):
-        before = committed_total(kafka_admin, group)
 
         def progressed(before: int = before) -> bool:
-            now = committed_total(kafka_admin, group)
-            return now > before or now == total
+            return committed_total(kafka_admin, group) > before
 
         wait_for(service, progressed, f"progress before kill {kill + 1}")
         time.sleep(rng.uniform(*pause))  # a random moment to crash at, not a synchronisation
-        service.kill()
+        done = kill_in_flight(service, lambda: committed_total(kafka_admin, group), view, kill + 1, None)
+        assert done.committed < done.arrived < total, done
         positions.append(committed_by_partition(kafka_admin, group))
+        before = done.committed
         service.start()
     return positions
 
@@ -491,11 +507,15 @@ def test_drift_episodes_open_and_resolve_exactly_as_offline_across_kill_9(
     )
     events = episode_stream(seed=13)
     service = services(deployment.config_path, unique_name("episodes"))
-    with producing(kafka_clients, deployment.input, events, seconds=PRODUCE_SECONDS):
+    view = BrokerView(kafka_clients, [deployment.input], outputs=[])
+    with producing(
+        kafka_clients, deployment.input, events, seconds=PRODUCE_SECONDS, chunk=100, hold_last=True
+    ) as producer:
         service.start()
         positions = kill_repeatedly_noting_positions(
-            service, kafka_admin, deployment.group, len(events), KILLS, (0.3, 1.0)
+            service, kafka_admin, deployment.group, view, len(events), KILLS, (0.3, 1.0)
         )
+        producer.hurry()  # the last chunk arrives after the last kill
     wait_for(
         service,
         lambda: committed_total(kafka_admin, deployment.group) == len(events),
