@@ -329,14 +329,29 @@ def committed_position(consumer: Any, tp: TopicPartition) -> tuple[int, int | No
     return committed.offset, min(committed.offset, int(metadata.removeprefix(REPLAY_FROM_PREFIX)))
 
 
+READ_TO_END_TIMEOUT_MS = 1_000  # unanswered this long: not known to be read to its end
+
+
 def read_to_end(consumer: Any, tp: TopicPartition) -> bool:
-    """Whether the consumer has fetched everything up to the partition's last known high watermark."""
+    """Whether the consumer has handed out every record the broker holds for the partition (read_committed:
+    up to its last stable offset).
+
+    kafka-python's own figures cannot tell: it updates a partition's high watermark only when it parses a
+    fetch response, so a partition whose records are fetched but still queued in the client looks read to
+    its end. So when those figures say "read to its end", the broker is asked (one ListOffsets round trip).
+    """
     highwater = consumer.highwater(tp)
     if highwater is None:  # not fetched yet: unknown
         return False
     with translated_errors("reading a position"):
         position = consumer.position(tp, timeout_ms=0)
-    return position is not None and position >= highwater
+    if position is None or position < highwater:
+        return False
+    try:
+        end = consumer.end_offsets([tp], timeout_ms=READ_TO_END_TIMEOUT_MS)[tp]
+    except kafka_errors.KafkaError:  # the broker is slow or away: not known, so not read to its end
+        return False
+    return bool(position >= end)
 
 
 class RebalanceCallbacks(ConsumerRebalanceListener):  # type: ignore[misc]
