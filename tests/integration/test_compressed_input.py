@@ -108,8 +108,9 @@ def test_input_compressed_with_every_codec_alerts_as_river_offline(
     assert [orjson.loads(r.value)["features"]["x"] for r in records] == xs
     codec_of_chunk: dict[int, set[int]] = {}
     for base_offset, code in codecs.items():
-        codec_of_chunk.setdefault(base_offset // PER_CHUNK, set()).add(code)
-    assert codec_of_chunk == {0: {1}, 1: {2}, 2: {3}, 3: {4}}
+        if code != 0:  # librdkafka sends a batch uncompressed when compressing would not make it smaller
+            codec_of_chunk.setdefault(base_offset // PER_CHUNK, set()).add(code)
+    assert codec_of_chunk == {0: {1}, 1: {2}, 2: {3}, 3: {4}}, codecs
 
     alerts = [orjson.loads(r.value) for r in read_all(kafka_clients, f"{tag}-alerts")]
     drifts = [a["source"]["offset"] for a in alerts if a["level"] == "drift" and a["signal"] == "feature:x"]
