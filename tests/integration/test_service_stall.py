@@ -12,13 +12,11 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamdrift.config import parse_config
 from tests.conftest import KafkaClients, TopicFactory
 from tests.integration.conftest import Service
 from tests.integration.runs import assert_alerts_equal_offline, committed_total, prepare_run, stream, wait_for
@@ -44,12 +42,8 @@ def test_a_stall_past_the_transaction_timeout_is_rolled_back_not_fatal(
     run = prepare_run(
         bootstrap_servers, new_topic(partitions=2), tmp_path, "stall",
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, snapshot_interval_ms=50,
+        session_timeout_ms=session_timeout_ms,
     )  # fmt: skip
-    text = run.config_path.read_text().replace(
-        "session_timeout_ms: 6000", f"session_timeout_ms: {session_timeout_ms}"
-    )
-    run.config_path.write_text(text)
-    run = replace(run, config=parse_config(text.encode()))
     assert run.config.processing.session_timeout_ms == session_timeout_ms
     service = services(run.config_path, "stall-1")
     service.start()
