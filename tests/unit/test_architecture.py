@@ -1,4 +1,5 @@
-"""Import direction (DESIGN §2, §6): the core is pure; River and kafka-python each live behind one boundary.
+"""Import direction (docs/ARCHITECTURE.md §1): the core is pure; River and kafka-python each live behind one
+boundary.
 
 Imports are read from the source with `ast`, so a lazy import inside a function counts too.
 """
