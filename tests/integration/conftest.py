@@ -34,16 +34,16 @@ def kcat_path() -> str:
 class Service:
     """`streamdrift run` as a user runs it, in its own process."""
 
-    def __init__(self, config_path: Path, log_path: Path, instance: str) -> None:
-        self.config_path, self.log_path, self.instance = config_path, log_path, instance
+    def __init__(self, config_path: Path, log_path: Path, instance: str, args: tuple[str, ...] = ()) -> None:
+        """`args`: more options of `streamdrift run`."""
+        self.config_path, self.log_path, self.instance, self.args = config_path, log_path, instance, args
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         env = {**os.environ, "STREAMDRIFT_INSTANCE_ID": self.instance}
-        self.process = subprocess.Popen(
-            [STREAMDRIFT, "run", "--config", str(self.config_path)], stdout=log, stderr=log, env=env
-        )
+        command = [STREAMDRIFT, "run", "--config", str(self.config_path), *self.args]
+        self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
         log.close()
 
     def kill(self) -> None:

@@ -8,8 +8,6 @@ signed with the state key, naming another river version.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import orjson
 from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.snapshot import SnapshotHeader, decode_snapshot, encode_snapshot
 from tests.conftest import KafkaClients, TopicFactory
-from tests.integration.conftest import STREAMDRIFT, Service
+from tests.integration.conftest import Service
 from tests.integration.runs import (
     assert_alerts_equal_offline,
     committed_total,
@@ -31,22 +29,6 @@ from tests.integration.runs import (
 )
 
 OLD_RIVER = "0.25.9"
-
-
-class RebuildingService(Service):
-    """`streamdrift run --rebuild-state-from OFFSET`, as an operator starts it after the upgrade."""
-
-    def __init__(self, config_path: Path, log_path: Path, instance: str, rebuild_from: str) -> None:
-        super().__init__(config_path, log_path, instance)
-        self.rebuild_from = rebuild_from
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        env = {**os.environ, "STREAMDRIFT_INSTANCE_ID": self.instance}
-        command = [STREAMDRIFT, "run", "--config", str(self.config_path)]
-        command += ["--rebuild-state-from", self.rebuild_from]
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-        log.close()
 
 
 def produce(clients: KafkaClients, topic: str, events: list[tuple[str, bytes]]) -> None:
@@ -91,7 +73,10 @@ def test_snapshots_of_another_river_version_are_rebuilt_from_the_input(
                       partition=partition)  # fmt: skip
     producer.flush()
 
-    upgraded = RebuildingService(run.config_path, tmp_path / "upgrade-2.log", "upgrade-1", rebuild_from="0")
+    # As an operator starts it after the upgrade.
+    upgraded = Service(
+        run.config_path, tmp_path / "upgrade-2.log", "upgrade-1", ("--rebuild-state-from", "0")
+    )
     try:
         upgraded.start()
         produce(kafka_clients, run.topic, second)
