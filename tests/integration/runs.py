@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from streamdrift.config import StreamdriftConfig, parse_config
@@ -482,3 +482,64 @@ def producing(
     """Produce `events` keyed by model over about `seconds` in the background (`with producing(...)`), `chunk`
     at a time; always waits for the producer at exit. See PacedProducer."""
     return PacedProducer(clients, chunked(keyed(topic, events), chunk), seconds, hold_last=hold_last)
+
+
+# ---- short-lived views, for brokers that go away (no client stays open across the fault) ----------------
+
+
+def open_transaction(bootstrap: str, topics: list[str]) -> bool:
+    """Whether one of these topics has an open transaction: its last stable offset (what read_committed
+    readers may read to) is below its high watermark."""
+    ends = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+        try:
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            ends[isolation] = consumer.end_offsets(partitions)
+        finally:
+            consumer.close()
+    return any(ends["read_committed"][tp] < ends["read_uncommitted"][tp] for tp in ends["read_committed"])
+
+
+class PacedInput:
+    """Produces the events in the background at a steady pace until `stop()`; the rest follow the fault."""
+
+    def __init__(self, bootstrap: str, topic: str, events: list[tuple[str, bytes]], per_s: float) -> None:
+        self.bootstrap, self.topic, self.events, self.per_s = bootstrap, topic, events, per_s
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._produce)
+        self.thread.start()
+
+    def _produce(self) -> None:
+        clients = KafkaClients(self.bootstrap)
+        try:
+            # Idempotent: a send retried across a frozen broker is written once.
+            producer = clients.producer(linger_ms=5, enable_idempotence=True)
+            started = time.monotonic()
+            for model, value in self.events:
+                if self.stopping.is_set():
+                    break
+                producer.send(self.topic, key=model.encode(), value=value)
+                self.sent += 1
+                if self.sent % 500 == 0:
+                    producer.flush()
+                    ahead = self.sent / self.per_s - (time.monotonic() - started)
+                    self.stopping.wait(max(0.0, ahead))  # the pace
+            producer.flush()
+        finally:
+            clients.close()
+
+    def stop(self) -> int:
+        """Stop producing; returns how many events were written."""
+        self.stopping.set()
+        return self.join()
+
+    def join(self) -> int:
+        """Wait until every event is written (or `stop()` was called); returns how many were."""
+        self.thread.join()
+        return self.sent

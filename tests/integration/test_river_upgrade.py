@@ -23,19 +23,13 @@ from tests.integration.runs import (
     committed_total,
     offline,
     prepare_run,
+    produce_paced,
     read_all,
     stream,
     wait_for,
 )
 
 OLD_RIVER = "0.25.9"
-
-
-def produce(clients: KafkaClients, topic: str, events: list[tuple[str, bytes]]) -> None:
-    producer = clients.producer(linger_ms=5)
-    for model, value in events:
-        producer.send(topic, key=model.encode(), value=value)
-    producer.flush()
 
 
 def test_snapshots_of_another_river_version_are_rebuilt_from_the_input(
@@ -52,7 +46,7 @@ def test_snapshots_of_another_river_version_are_rebuilt_from_the_input(
     run = prepare_run(bootstrap_servers, new_topic(partitions=2), tmp_path, "upgrade")
     service = services(run.config_path, "upgrade-1")
     service.start()
-    produce(kafka_clients, run.topic, first)
+    produce_paced(kafka_clients, run.topic, first, seconds=0)
     wait_for(service, lambda: committed_total(kafka_admin, run.group) == len(first), "the first part read")
     assert service.stop() == 0
     offsets = kafka_admin.list_group_offsets({run.group: None})[run.group]
@@ -79,7 +73,7 @@ def test_snapshots_of_another_river_version_are_rebuilt_from_the_input(
     )
     try:
         upgraded.start()
-        produce(kafka_clients, run.topic, second)
+        produce_paced(kafka_clients, run.topic, second, seconds=0)
         wait_for(upgraded, lambda: committed_total(kafka_admin, run.group) == len(events), "the second part")
         assert upgraded.stop() == 0
     finally:
