@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from streamdrift.errors import ConfigError
-from streamdrift.kafka.ranges import Bound
+from streamdrift.ports import Bound
 
 
 def parse_bound(option: str, text: str | None) -> Bound | None:

@@ -138,10 +138,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from streamdrift.cli.bounds import parse_bound
     from streamdrift.config import load_config
-    from streamdrift.kafka.clients import KafkaClients
     from streamdrift.service.logs import configure_logging
     from streamdrift.service.reload import ReloadTrigger
     from streamdrift.service.runner import DriftService
+    from streamdrift.transports import open_transport
 
     rebuild_from = parse_bound("--rebuild-state-from", args.rebuild_state_from)
     reload = ReloadTrigger(args.config, watch=args.watch)
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     # for cycles, which the loop does not make, so it may wait longer.
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     service = DriftService(
-        config, KafkaClients(config.kafka), stop=stop, reload=reload, rebuild_from=rebuild_from
+        config, open_transport(config.kafka), stop=stop, reload=reload, rebuild_from=rebuild_from
     )
     service.run()
     return EXIT_OK

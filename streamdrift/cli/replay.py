@@ -17,7 +17,7 @@ from streamdrift.report.progress import ProgressLine
 from streamdrift.report.render import ReportContext, require_matplotlib, write_report
 
 if TYPE_CHECKING:
-    from streamdrift.kafka.ranges import Bound
+    from streamdrift.ports import Bound
 
 
 def replay_file(
@@ -147,10 +147,10 @@ def _topic_records(
     config: StreamdriftConfig, topic: str, first: Bound | None, last: Bound | None
 ) -> Iterator[Any]:
     """The range's records, partition after partition."""
-    from streamdrift.kafka.clients import KafkaClients
-    from streamdrift.kafka.ranges import read_range
+    from streamdrift.reading import read_range
+    from streamdrift.transports import open_transport
 
-    for batch in read_range(KafkaClients(config.kafka), topic, first, last):
+    for batch in read_range(open_transport(config.kafka).reader(max_poll_records=5000), topic, first, last):
         yield from batch
 
 

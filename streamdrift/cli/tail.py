@@ -3,66 +3,35 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import orjson
 
+from streamdrift.alert_text import format_alert
 from streamdrift.config import load_config
-from streamdrift.kafka.clients import KafkaClients
-
-
-def format_alert(alert: dict[str, Any]) -> str:
-    """One line a person can read.
-
-    >>> format_alert({"level": "drift", "model_id": "m", "signal": "score", "detector": {"type": "adwin"},
-    ...               "source": {"topic": "t", "partition": 0, "offset": 9}, "observations": 10,
-    ...               "detected_at": "2026-01-01T00:00:00.000Z"})
-    '2026-01-01T00:00:00.000Z  DRIFT     m  score  adwin  t/0@9  after 10 obs'
-    >>> format_alert({"level": "drift", "model_id": "m", "signal": "model", "detector": {"type": "model"},
-    ...               "source": {"topic": "t", "partition": 0, "offset": 9}, "observations": 500,
-    ...               "detected_at": None, "signals": ["feature:a", "feature:b", "feature:c"]})
-    'None  DRIFT     m  model  model  t/0@9  after 500 obs  feature:a, feature:b, feature:c'
-    """
-    source = alert.get("source") or {}
-    where = f"{source.get('topic')}/{source.get('partition')}@{source.get('offset')}"
-    detector = str((alert.get("detector") or {}).get("type"))
-    parts = [
-        str(alert.get("detected_at")),
-        f"{str(alert.get('level')).upper():<8}",
-        str(alert.get("model_id")),
-        str(alert.get("signal")),
-        detector,
-        where,
-        f"after {alert.get('observations')} obs",
-    ]
-    if alert.get("signals"):  # a model-level alert: what drifted together
-        parts.append(", ".join(alert["signals"]))
-    if detector == "new_category":
-        parts.append(f"new value {(alert.get('stats') or {}).get('value')!r}")
-    return "  ".join(parts)
+from streamdrift.reading import follow
+from streamdrift.transports import open_transport
 
 
 def tail_alerts(config_path: str, *, from_beginning: bool, as_json: bool, limit: int | None) -> int:
     config = load_config(config_path)
-    consumer = KafkaClients(config.kafka).consumer(
-        group_id=None, auto_offset_reset="earliest" if from_beginning else "latest"
-    )
-    consumer.subscribe([config.topics.alerts])
+    reader = open_transport(config.kafka).reader()
+    follow(reader, config.topics.alerts, from_beginning=from_beginning)
     shown = 0
     try:
         while limit is None or shown < limit:
-            for records in consumer.poll(timeout_ms=500).values():
+            for records in reader.poll(0.5).values():
                 for record in records:
                     if limit is not None and shown >= limit:
                         break
+                    value = record.value or b"null"
                     if as_json:
-                        sys.stdout.write(record.value.decode() + "\n")
+                        sys.stdout.write(value.decode() + "\n")
                     else:
-                        sys.stdout.write(format_alert(orjson.loads(record.value)) + "\n")
+                        sys.stdout.write(format_alert(orjson.loads(value)) + "\n")
                     shown += 1
             sys.stdout.flush()
     except KeyboardInterrupt:
         pass
     finally:
-        consumer.close()
+        reader.close()
     return 0

@@ -13,15 +13,17 @@ from typing import Any
 
 import orjson
 
-from streamdrift.cli.tail import format_alert
+from streamdrift.alert_text import format_alert
 from streamdrift.config import StreamdriftConfig, parse_config
 from streamdrift.config.model import KafkaSettings
 from streamdrift.demo.scenario import Change, changes, generate, model_event
 from streamdrift.errors import ConfigError, StreamdriftError
-from streamdrift.kafka.clients import KafkaClients, ensure_topics
+from streamdrift.ports import OutRecord, TopicSpec, Transport
+from streamdrift.reading import follow, read_to_end
 from streamdrift.service.logs import configure_logging
 from streamdrift.service.runner import DriftService
 from streamdrift.service.state import STATE_KEY_ENV
+from streamdrift.transports import open_transport
 
 EVENTS_PER_MODEL = 4000
 INPUT_PARTITIONS = 2
@@ -44,12 +46,12 @@ def demo_main(*, bootstrap: str | None, action: str | None, topic: str | None) -
 
 def produce_only(bootstrap: str, topic: str) -> None:
     """Write the scenario to `topic` (for docker compose, where the service runs in its own container)."""
-    clients = KafkaClients(KafkaSettings(bootstrap_servers=bootstrap))
+    clients = open_transport(KafkaSettings(bootstrap_servers=bootstrap))
     _create_input(clients, topic)
     producer = clients.producer()
     try:
         for model_id, _index, value in generate(EVENTS_PER_MODEL):
-            producer.send(topic, key=model_id.encode(), value=value)
+            producer.send(OutRecord(topic=topic, key=model_id.encode(), value=value, headers=[]))
         producer.flush()
     finally:
         producer.close()
@@ -62,7 +64,7 @@ def run_demo(bootstrap: str) -> int:
     os.environ.setdefault(STATE_KEY_ENV, secrets.token_hex(32))
     config = _demo_config(bootstrap, run_id)
     configure_logging("warning", "console")
-    clients = KafkaClients(config.kafka)
+    clients = open_transport(config.kafka)
     topic = config.topics.input[0]
     scenario = changes(EVENTS_PER_MODEL)
     started = time.monotonic()
@@ -119,22 +121,22 @@ def _demo_config(bootstrap: str, run_id: str) -> StreamdriftConfig:
     return parse_config(text, env=env, origin="streamdrift/demo/demo.yaml")
 
 
-def _create_input(clients: KafkaClients, topic: str) -> None:
-    admin = clients.admin()
+def _create_input(clients: Transport, topic: str) -> None:
+    admin = clients.connect()
     try:
-        ensure_topics(admin, {topic: {"num_partitions": INPUT_PARTITIONS, "replication_factor": 1}})
+        admin.ensure_topics({topic: TopicSpec(partitions=INPUT_PARTITIONS, replication_factor=1)})
     finally:
         admin.close()
 
 
-def _produce(clients: KafkaClients, topic: str) -> int:
+def _produce(clients: Transport, topic: str) -> int:
     """Produce the scenario at about RATE_PER_S events/s, so detections appear while it runs."""
     producer = clients.producer()
     count = 0
     started = time.monotonic()
     try:
         for model_id, _index, value in generate(EVENTS_PER_MODEL):
-            producer.send(topic, key=model_id.encode(), value=value)
+            producer.send(OutRecord(topic=topic, key=model_id.encode(), value=value, headers=[]))
             count += 1
             if count % 400 == 0:
                 producer.flush()
@@ -148,25 +150,25 @@ def _produce(clients: KafkaClients, topic: str) -> int:
 
 
 def _watch(
-    clients: KafkaClients,
+    clients: Transport,
     config: StreamdriftConfig,
     service: DriftService,
     produced: list[int],
     failure: list[BaseException],
 ) -> list[dict[str, Any]]:
     """Print alerts live until everything produced has been processed and committed."""
-    consumer = clients.consumer(group_id=None)
-    consumer.subscribe([config.topics.alerts])
+    consumer = clients.reader()
+    follow(consumer, config.topics.alerts, from_beginning=True, wait_s=FINISH_TIMEOUT_S)
     alerts: list[dict[str, Any]] = []
     deadline = time.monotonic() + FINISH_TIMEOUT_S
     try:
         while time.monotonic() < deadline and not failure:
-            for records in consumer.poll(timeout_ms=250).values():
+            for records in consumer.poll(0.25).values():
                 for record in records:
-                    alert = orjson.loads(record.value)
+                    alert = orjson.loads(record.value or b"{}")
                     alerts.append(alert)
                     print(f"  {format_alert(alert)}  (model event {model_event(alert)})")
-            if produced and service.totals["events"] >= produced[0] and not service.pending:
+            if produced and service.counters.totals["events"] >= produced[0] and not service.ledger.pending:
                 return alerts
         if not failure:
             raise StreamdriftError(f"the service did not process the demo events within {FINISH_TIMEOUT_S} s")
@@ -175,21 +177,16 @@ def _watch(
         consumer.close()
 
 
-def _drain(clients: KafkaClients, alerts_topic: str, already: int) -> list[dict[str, Any]]:
+def _drain(clients: Transport, alerts_topic: str, already: int) -> list[dict[str, Any]]:
     """Alerts committed after the live view stopped (the service's final checkpoint)."""
-    consumer = clients.consumer(group_id=None)
+    consumer = clients.reader()
     try:
-        consumer.subscribe([alerts_topic])
+        partitions = follow(consumer, alerts_topic, from_beginning=True)
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=250).values():
-                seen.extend(orjson.loads(record.value) for record in records)
-            assignment = consumer.assignment()
-            if assignment:
-                ends = consumer.end_offsets(list(assignment))
-                if all(consumer.position(tp) >= end for tp, end in ends.items()):
-                    break
+        while time.monotonic() < deadline and not read_to_end(consumer, partitions):
+            for records in consumer.poll(0.25).values():
+                seen.extend(orjson.loads(record.value or b"{}") for record in records)
         return seen[already:]
     finally:
         consumer.close()

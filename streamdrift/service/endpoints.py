@@ -9,9 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Protocol
 
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streamdrift.errors import FatalServiceError
 
 # (healthy or ready, the reason in one line)
 Probe = Callable[[], tuple[bool, str]]
@@ -41,7 +44,7 @@ class Endpoints:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, format: str, *args: object) -> None:
                 return  # probes arrive every few seconds: never one log line per request
 
         self.server = ThreadingHTTPServer((host, port), Handler)
@@ -64,3 +67,38 @@ class Endpoints:
 def _probe(probe: Probe) -> tuple[int, str, bytes]:
     ok, reason = probe()
     return (200 if ok else 503), "text/plain; charset=utf-8", f"{reason}\n".encode()
+
+
+class HttpSettings(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+class Probes(Protocol):
+    def liveness(self) -> tuple[bool, str]: ...
+    def readiness(self) -> tuple[bool, str]: ...
+
+
+def serve(settings: HttpSettings, registry: CollectorRegistry, probes: Probes) -> Endpoints | None:
+    """Start the endpoints when `http.enabled`; a port that cannot be bound is one line and exit 1."""
+    if not settings.enabled:
+        return None
+    try:
+        endpoints = Endpoints(
+            settings.host, settings.port, registry=registry, healthy=probes.liveness, ready=probes.readiness
+        )
+    except OSError as exc:
+        raise FatalServiceError(
+            f"cannot serve HTTP on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+            "set http.port to a free port (0: any) or http.enabled: false"
+        ) from exc
+    endpoints.start()
+    host, port = endpoints.address
+    structlog.get_logger("streamdrift.service").info(
+        "http listening", host=host, port=port, paths=["/metrics", "/healthz", "/readyz"]
+    )
+    return endpoints

@@ -11,42 +11,23 @@ model_id label for the first `http.max_model_labels` models that alert, later on
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from streamdrift.service.runner import DriftService
+from streamdrift.core.monitor import Monitor
+from streamdrift.service.counters import AlertCounts, Counters
+from streamdrift.service.endpoints import Probe
 
-OTHER_MODELS = "_other"
-AlertKey = tuple[str, str, str, str]  # model label, signal, detector type, level
-
-
-class AlertCounts:
-    """Alerts sent, by model (capped), signal, detector and level."""
-
-    def __init__(self, max_model_labels: int) -> None:
-        self.max_model_labels = max_model_labels
-        self.labelled_models: set[str] = set()
-        self.counts: Counter[AlertKey] = Counter()
-
-    def add(self, model_id: str, signal: str, detector: str, level: str) -> None:
-        if model_id not in self.labelled_models:
-            if len(self.labelled_models) >= self.max_model_labels:
-                model_id = OTHER_MODELS
-            else:
-                self.labelled_models.add(model_id)
-        self.counts[(model_id, signal, detector, level)] += 1
+__all__ = ["AlertCounts", "ServiceMetrics"]
 
 
 class ServiceMetrics:
     """The registry served on /metrics, with the loop's two histograms."""
 
-    def __init__(self, service: DriftService) -> None:
+    def __init__(self, counters: Counters, monitor: Monitor, readiness: Probe) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.checkpoint_seconds = Histogram(
             "streamdrift_checkpoint_seconds",
@@ -66,17 +47,18 @@ class ServiceMetrics:
             buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400),
             registry=self.registry,
         )
-        self.registry.register(ServiceCollector(service))
+        self.registry.register(ServiceCollector(counters, monitor, readiness))
 
 
 class ServiceCollector(Collector):
-    def __init__(self, service: DriftService) -> None:
-        self.service = service
+    def __init__(self, counters: Counters, monitor: Monitor, readiness: Probe) -> None:
+        self.counters = counters
+        self.monitor = monitor
+        self.readiness = readiness
 
     def collect(self) -> Iterator[Metric]:
-        service = self.service
-        totals = dict(service.totals)
-        monitor = service.monitor
+        counters, monitor = self.counters, self.monitor
+        totals = dict(counters.totals)
 
         def counter(name: str, doc: str, label: str, values: dict[str, int]) -> CounterMetricFamily:
             family = CounterMetricFamily(name, doc, labels=[label])
@@ -92,14 +74,14 @@ class ServiceCollector(Collector):
 
         yield counter(
             "streamdrift_events", "Records consumed by topic (input, repartition, labels)", "topic",
-            dict(service.events_by_topic),
+            dict(counters.events_by_topic),
         )  # fmt: skip
         yield counter(
-            "streamdrift_bytes", "Record value bytes consumed", "topic", dict(service.bytes_by_topic)
+            "streamdrift_bytes", "Record value bytes consumed", "topic", dict(counters.bytes_by_topic)
         )
         yield counter(
             "streamdrift_dead_letters", "Records sent to the dead-letter topic, by error kind", "kind",
-            dict(service.dead_letters),
+            dict(counters.dead_letters),
         )  # fmt: skip
         yield counter(
             "streamdrift_skipped_values", "Values not fed to a detector, by reason", "reason",
@@ -115,12 +97,12 @@ class ServiceCollector(Collector):
             "signal, detector and level",
             labels=["model_id", "signal", "detector", "level"],
         )
-        for key, count in sorted(dict(service.alert_counts.counts).items()):
+        for key, count in sorted(dict(counters.alert_counts.counts).items()):
             alerts.add_metric(list(key), count)
         yield alerts
         yield counter(
             "streamdrift_rejected_snapshots", "State snapshots rejected on restore, by reason", "reason",
-            dict(service.state.rejected),
+            dict(counters.rejected_snapshots),
         )  # fmt: skip
         yield counter(
             "streamdrift_labels",
@@ -149,23 +131,27 @@ class ServiceCollector(Collector):
                     totals.get("forwarded", 0))  # fmt: skip
         yield total(
             "streamdrift_restored_state_records", "State records read while restoring",
-            service.state.restored_records,
+            counters.restored_records,
         )  # fmt: skip
         yield gauge(
             "streamdrift_restore_size_records",
-            "State records the latest restore had to read", service.state.records_to_restore,
+            "State records the latest restore had to read", counters.records_to_restore,
         )  # fmt: skip
         yield gauge("streamdrift_models", "Models held", len(monitor.models))
         yield gauge("streamdrift_detectors", "Detectors held", monitor.detector_count())
-        yield gauge("streamdrift_assigned_partitions", "Partitions assigned and restored", len(service.owned))
-        yield gauge("streamdrift_restoring_partitions", "Partitions being restored", len(service.restoring))
-        yield gauge("streamdrift_ready", "1 when ready (see /readyz)", float(service.readiness()[0]))
+        yield gauge(
+            "streamdrift_assigned_partitions", "Partitions assigned and restored", counters.partitions_held
+        )
+        yield gauge(
+            "streamdrift_restoring_partitions", "Partitions being restored", counters.partitions_waiting
+        )
+        yield gauge("streamdrift_ready", "1 when ready (see /readyz)", float(self.readiness()[0]))
         lag = GaugeMetricFamily(
             "streamdrift_consumer_lag",
             "Records behind the partition's high watermark at the last checkpoint (transaction markers "
             "count as records)",
             labels=["topic", "partition"],
         )
-        for (topic, partition), behind in sorted(dict(service.lag).items()):
+        for (topic, partition), behind in sorted(dict(counters.lag).items()):
             lag.add_metric([topic, str(partition)], behind)
         yield lag

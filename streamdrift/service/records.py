@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Final
 
 from streamdrift.core.alert import ALERT_SCHEMA, SCHEMA_HEADER, DriftAlert, RecordSource
 from streamdrift.errors import BadRecord
-
-Headers = list[tuple[str, bytes]]
+from streamdrift.ports import Headers, InRecord, OutRecord
 
 # Dead-letter headers (public contract, documented in the README).
 ERROR_KIND: Final = "streamdrift.error.kind"
@@ -20,16 +19,6 @@ ORIGINAL_SIZE: Final = "streamdrift.original.size"
 
 # Values above this are written truncated so they fit the broker's default 1 MiB message limit with headers.
 DEAD_LETTER_MAX_VALUE_BYTES: Final = 900 * 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OutRecord:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    partition: int | None = None  # None: the producer's partitioner (by key) chooses
-    timestamp_ms: int | None = None  # None: the producer's clock
 
 
 def alert_record(topic: str, alert: DriftAlert) -> OutRecord:
@@ -90,7 +79,7 @@ def forwarded_record(
     )
 
 
-def forwarded_source(headers: Headers) -> tuple[str, int, int] | None:
+def forwarded_source(headers: Sequence[tuple[str, bytes]]) -> tuple[str, int, int] | None:
     """The original (topic, partition, offset) of a repartitioned record; None when a header is missing."""
     found = {name: data for name, data in headers if name in _SOURCE_HEADERS}
     try:
@@ -106,7 +95,7 @@ def forwarded_source(headers: Headers) -> tuple[str, int, int] | None:
 _SOURCE_HEADERS: Final = frozenset({SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET})
 
 
-def record_source(record: Any, forwarded: bool) -> RecordSource:
+def record_source(record: InRecord, forwarded: bool) -> RecordSource:
     """Where an event came from: the record itself, or for a record of the repartition topic the input
     record it was forwarded from (its headers)."""
     if forwarded:

@@ -14,7 +14,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from streamdrift.config import StreamdriftConfig
+import structlog
+
+from streamdrift.config import StreamdriftConfig, load_config
+from streamdrift.errors import ConfigError
 
 RELOADABLE: Final = frozenset({"defaults", "models", "mute", "model_alerts"})
 WATCH_EVERY_S: Final = 1.0
@@ -71,3 +74,27 @@ def merge_reloadable(
     update = {name: getattr(new, name) for name in RELOADABLE}
     update["config_version"] = new.config_version
     return current.model_copy(update=update), ignored
+
+
+def reloaded_config(trigger: ReloadTrigger, current: StreamdriftConfig) -> StreamdriftConfig | None:
+    """The config file read again, merged into `current` (detection settings only); None when nothing is to
+    be applied: a bad file (each problem logged, the running config kept) or no detection setting changed."""
+    log = structlog.get_logger("streamdrift.service")
+    try:
+        new = load_config(trigger.path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("config reload refused", problem=problem)
+        log.warning(
+            "config reload refused; running on the previous config",
+            config_version=current.config_version,
+            problems=len(exc.problems),
+        )
+        return None
+    merged, ignored = merge_reloadable(current, new)
+    if ignored:
+        log.warning("config changes that need a restart were not applied", sections=ignored)
+    if merged is current:
+        log.info("config reloaded: no detection setting changed", config_version=merged.config_version)
+        return None
+    return merged

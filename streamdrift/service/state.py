@@ -19,7 +19,6 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
@@ -36,8 +35,8 @@ from streamdrift.core.snapshot import (
     read_header,
 )
 from streamdrift.errors import ConfigError, KafkaUnavailable
-from streamdrift.kafka.clients import KafkaClients, topic_partition, translated_errors
-from streamdrift.service.records import OutRecord
+from streamdrift.ports import OutRecord, TopicPartition, Transport
+from streamdrift.service.counters import Counters
 
 STATE_KEY_ENV = "STREAMDRIFT_STATE_KEY"
 PROGRESS_LOG_EVERY_S = 5.0
@@ -58,7 +57,7 @@ def state_key(config: StreamdriftConfig) -> bytes:
 class RestoredModel:
     model_id: str
     offset: int  # the next input offset the state reflects
-    state: Any
+    state: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,24 +92,24 @@ class PartitionScan:
 
 
 class StateStore:
-    def __init__(self, config: StreamdriftConfig, clients: KafkaClients, key: bytes) -> None:
+    def __init__(
+        self, config: StreamdriftConfig, transport: Transport, key: bytes, counters: Counters
+    ) -> None:
         self.topic = config.topics.state
-        self.clients = clients
+        self.transport = transport
+        self.counters = counters
         self.key = key
         self.restore_timeout_s = config.processing.restore_timeout_s
         # The input topics whose models have state here: the repartition topic's, or the inputs'.
         self.stateful_topics = frozenset(
             [config.repartition_topic()] if config.processing.repartition else config.topics.input
         )
-        self.rejected: Counter[str] = Counter()  # every rejection since start, by reason
+        self.rejected = counters.rejected_snapshots  # every rejection since start, by reason
         self.last_restore: dict[int, PartitionRestore] = {}  # per state partition, its latest restore
-        # Restore progress, for the metrics: state records read, and the size of the latest restore.
-        self.restored_records = 0
-        self.records_to_restore = 0
         self.log = structlog.get_logger("streamdrift.state")
 
     def snapshot_record(
-        self, model_id: str, topic: str, partition: int, offset: int, state: Any
+        self, model_id: str, topic: str, partition: int, offset: int, state: dict[str, object]
     ) -> OutRecord:
         header = SnapshotHeader(
             model_id=model_id, topic=topic, partition=partition, offset=offset, river_version=RIVER_VERSION
@@ -180,7 +179,7 @@ class StateStore:
     def _log_summary(self, summary: PartitionRestore) -> None:
         """One line per state partition; a warning when anything was rejected, naming the river versions
         found when snapshots of another one were (then every model of the fleet may start fresh)."""
-        fields: dict[str, Any] = {
+        fields: dict[str, object] = {
             "partition": summary.partition, "records": summary.records, "restored_models": summary.models,
             "rejected_snapshots": dict(summary.rejected),
         }  # fmt: skip
@@ -226,35 +225,30 @@ class StateStore:
         scan.chosen[key] = Candidate(header=header, value=value, record_offset=record_offset)
 
     def _read_to_end(self, partitions: list[int]) -> dict[int, PartitionScan]:
-        consumer = self.clients.consumer(
-            group_id=None, max_poll_records=10_000, fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-        )  # fmt: skip
+        consumer = self.transport.reader(max_poll_records=10_000, large_fetches=True)
         scans = {
             partition: PartitionScan(summary=PartitionRestore(partition=partition))
             for partition in partitions
         }
         for partition, scan in scans.items():
             self.last_restore[partition] = scan.summary
-        timeout_ms = round(self.restore_timeout_s * 1000)  # no call blocks longer than progress may stall
+        timeout_s = self.restore_timeout_s  # no call blocks longer than progress may stall
         try:
-            with translated_errors("restoring state"):
-                tps = [topic_partition(self.topic, p) for p in partitions]
-                consumer.assign(tps)
-                consumer.seek_to_beginning(*tps)
-                end = consumer.end_offsets(tps, timeout_ms=timeout_ms)  # read_committed: the stable end
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            consumer.assign(tps)
+            for tp, beginning in consumer.beginning_offsets(tps).items():
+                consumer.seek(tp, beginning)
+            end = consumer.end_offsets(tps, timeout_s)  # read_committed: the stable end
             total = sum(end.values())
-            self.records_to_restore = total
+            self.counters.records_to_restore = total
             self.log.info("restoring state", partitions=partitions, records_to_read=total)
             started = last_progress = last_log = time.monotonic()
             done = 0
             while True:
-                with translated_errors("restoring state"):
-                    remaining = [tp for tp in tps if consumer.position(tp, timeout_ms=timeout_ms) < end[tp]]
+                remaining = [tp for tp in tps if consumer.position(tp, timeout_s) < end[tp]]
                 if not remaining:
                     break
-                with translated_errors("restoring state"):
-                    batch = consumer.poll(timeout_ms=500)
+                batch = consumer.poll(0.5)
                 now = time.monotonic()
                 if batch:
                     last_progress = now
@@ -266,7 +260,7 @@ class StateStore:
                             consider(scan, record.key, record.value, record.offset)
                     scan.summary.records += len(records)
                     done += len(records)
-                    self.restored_records += len(records)
+                    self.counters.restored_records += len(records)
                 if now - last_progress > self.restore_timeout_s:
                     raise KafkaUnavailable(
                         f"state restore made no progress for {self.restore_timeout_s:.0f} s "

@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from streamdrift.config.model import StreamdriftConfig
-from streamdrift.kafka.batches import BatchRecords
-from streamdrift.kafka.clients import KafkaClients as ServiceClients
+from streamdrift.kafka.batches import BatchRecords, read_batches_in_one_pass
 from tests.conftest import KafkaClients, TopicFactory, unique_name
 
 DEADLINE_S = 60.0
@@ -58,9 +57,13 @@ def test_the_service_consumer_reads_what_kafka_python_reads(
     config = StreamdriftConfig.model_validate(
         {"kafka": {"bootstrap_servers": bootstrap_servers, "group_id": "g"}, "topics": {"input": [topic]}}
     )
-    service_clients = ServiceClients(config.kafka)
     for isolation in ("read_committed", "read_uncommitted"):
-        ours = service_clients.consumer(group_id=None, isolation_level=isolation)
+        ours = KafkaConsumer(
+            bootstrap_servers=config.kafka.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level=isolation,
+        )
+        read_batches_in_one_pass(ours)
         try:
             assert ours._fetcher.PartitionRecords is BatchRecords
             theirs = kafka_clients.consumer(isolation_level=isolation)

@@ -25,7 +25,6 @@ from river.drift import ADWIN, KSWIN, PageHinkley
 from river.drift.binary import DDM
 
 from streamdrift.config import StreamdriftConfig, parse_config
-from streamdrift.kafka.clients import KafkaClients as ServiceClients
 from streamdrift.replay import replay
 from streamdrift.service.records import (
     DEAD_LETTER_MAX_VALUE_BYTES,
@@ -37,6 +36,7 @@ from streamdrift.service.records import (
     SOURCE_TOPIC,
 )
 from streamdrift.service.runner import DriftService
+from streamdrift.transports import open_transport
 from tests.conftest import KafkaClients, TopicFactory, unique_name
 from tests.unit.test_detectors_parity import binary_stream, numeric_stream, run_river
 
@@ -155,7 +155,7 @@ def read_all(clients: KafkaClients, topic: str, isolation_level: str = "read_com
 def service_thread(config: StreamdriftConfig) -> Iterator[Callable[[], None]]:
     """Run DriftService in a thread; yields a `check` that raises the service's error if it stopped."""
     stop = threading.Event()
-    service = DriftService(config, ServiceClients(config.kafka), stop=stop)
+    service = DriftService(config, open_transport(config.kafka), stop=stop)
     failure: list[BaseException] = []
 
     def target() -> None:

@@ -476,3 +476,100 @@ def test_standardize_is_refused_for_binary_detectors() -> None:
     assert problems == [
         "<config>: defaults.error: standardize needs a numeric detector (ddm reads 0/1 values)"
     ]
+
+
+# --- the Kafka client and its connection settings -------------------------------------------------------
+
+
+def test_the_kafka_client_is_kafka_python_unless_confluent_is_chosen() -> None:
+    assert parse_config(MINIMAL, env={}).kafka.client == "kafka-python"
+    chosen = parse_config(MINIMAL.replace("kafka:\n", "kafka:\n  client: confluent\n"), env={})
+    assert chosen.kafka.client == "confluent"
+    assert "client" not in chosen.kafka.security()  # not a kafka-python argument
+
+
+@pytest.mark.parametrize("client", ["librdkafka", "Confluent", "kafka_python", "[confluent]"])
+def test_an_unknown_kafka_client_is_one_config_error(client: str) -> None:
+    problems = problems_of(KAFKA_LAST + f"  client: {client!r}\n")
+    expected = f"<config>: kafka.client: Input should be 'kafka-python' or 'confluent' (got {client!r})"
+    assert problems == [expected]
+
+
+SECURE_KAFKA = """
+kafka:
+  bootstrap_servers: [broker-1:9093, broker-2:9093]
+  client_id: drift-eu
+  group_id: drift
+  client: confluent
+  security_protocol: SASL_SSL
+  ssl_cafile: /etc/streamdrift/ca.pem
+  ssl_certfile: /etc/streamdrift/client.pem
+  ssl_keyfile: /etc/streamdrift/client.key
+  ssl_password: key-secret
+  ssl_check_hostname: false
+  sasl_mechanism: SCRAM-SHA-512
+  sasl_plain_username: svc
+  sasl_plain_password: sasl-secret
+  request_timeout_ms: 15000
+topics: {input: [events]}
+"""
+
+
+def test_kafka_python_gets_the_connection_settings_as_its_keyword_arguments() -> None:
+    assert parse_config(SECURE_KAFKA, env={}).kafka.security() == {
+        "bootstrap_servers": ["broker-1:9093", "broker-2:9093"],
+        "security_protocol": "SASL_SSL",
+        "ssl_cafile": "/etc/streamdrift/ca.pem",
+        "ssl_certfile": "/etc/streamdrift/client.pem",
+        "ssl_keyfile": "/etc/streamdrift/client.key",
+        "ssl_password": "key-secret",
+        "ssl_check_hostname": False,
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": "sasl-secret",
+        "request_timeout_ms": 15000,
+    }
+    assert parse_config(MINIMAL, env={}).kafka.security() == {
+        "bootstrap_servers": "127.0.0.1:9092",
+        "security_protocol": "PLAINTEXT",
+        "ssl_check_hostname": True,
+        "request_timeout_ms": 30000,
+    }
+
+
+def test_librdkafka_gets_the_same_connection_settings_as_its_properties() -> None:
+    assert parse_config(SECURE_KAFKA, env={}).kafka.librdkafka() == {
+        "bootstrap.servers": "broker-1:9093,broker-2:9093",
+        "client.id": "drift-eu",
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": "/etc/streamdrift/ca.pem",
+        "ssl.certificate.location": "/etc/streamdrift/client.pem",
+        "ssl.key.location": "/etc/streamdrift/client.key",
+        "ssl.key.password": "key-secret",
+        "ssl.endpoint.identification.algorithm": "none",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "svc",
+        "sasl.password": "sasl-secret",
+        "socket.timeout.ms": "15000",
+    }
+
+
+def test_librdkafka_properties_leave_unset_settings_to_librdkafka() -> None:
+    assert parse_config(MINIMAL, env={}).kafka.librdkafka() == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "client.id": "streamdrift",
+        "security.protocol": "PLAINTEXT",
+        "ssl.endpoint.identification.algorithm": "https",  # kafka-python checks the host name by default
+        "socket.timeout.ms": "30000",
+    }
+
+
+def test_librdkafka_properties_carry_secrets_read_from_files(tmp_path: Path) -> None:
+    secret_file = tmp_path / "password"
+    secret_file.write_text(SECRET + "\n")
+    config = parse_config(
+        KAFKA_LAST + f"  sasl_plain_password_file: {secret_file}\n  ssl_password_file: {secret_file}\n"
+    )
+    properties = config.kafka.librdkafka()
+    assert properties["sasl.password"] == properties["ssl.key.password"] == SECRET
+    assert not {name for name, value in properties.items() if value == str(secret_file)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from streamdrift.config.model import KafkaSettings
-from streamdrift.kafka.clients import ConnectionWatch
+from streamdrift.kafka.connection import ConnectionWatch
 
 # Lines kafka-python 3.0 logs, as recorded against a SASL_SSL listener.
 REJECTED = (

@@ -22,7 +22,7 @@ from streamdrift.errors import (
     KafkaUnavailable,
     StreamdriftError,
 )
-from streamdrift.kafka.clients import translated_errors
+from streamdrift.kafka.errors import translated_errors
 
 KAFKA_ERRORS = sorted(
     (

@@ -45,6 +45,7 @@ from streamdrift.core.snapshot import (
     decode_snapshot,
     encode_snapshot,
 )
+from streamdrift.service.counters import AlertCounts, Counters
 from streamdrift.service.state import RestoredModel, StateStore
 from tests.river_runs import run_river
 from tests.unit.test_core_snapshots import POLICIES, RECORDS, alerts_from, apply, first_cuts_in_each_state
@@ -562,23 +563,25 @@ class StatePartitions:
         }
         self.positions: dict[Any, int] = {}
 
-    def consumer(self, **_config: Any) -> StatePartitions:
+    def reader(self, **_config: Any) -> StatePartitions:
         return self
 
     def assign(self, partitions: list[Any]) -> None:
         self.positions = dict.fromkeys(partitions, 0)
 
-    def seek_to_beginning(self, *partitions: Any) -> None:
-        for tp in partitions:
-            self.positions[tp] = 0
+    def beginning_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(partitions, 0)
 
-    def end_offsets(self, partitions: list[Any], timeout_ms: int | None = None) -> dict[Any, int]:
+    def seek(self, tp: Any, offset: int) -> None:
+        self.positions[tp] = offset
+
+    def end_offsets(self, partitions: list[Any], timeout_s: float | None = None) -> dict[Any, int]:
         return {tp: len(self.records.get(tp.partition, [])) for tp in partitions}
 
-    def position(self, tp: Any, timeout_ms: int | None = None) -> int:
+    def position(self, tp: Any, timeout_s: float | None = None) -> int:
         return self.positions[tp]
 
-    def poll(self, timeout_ms: int) -> dict[Any, list[StateRecord]]:
+    def poll(self, timeout_s: float) -> dict[Any, list[StateRecord]]:
         batch = {tp: self.records.get(tp.partition, [])[at:] for tp, at in self.positions.items()}
         self.positions = {tp: at + len(batch[tp]) for tp, at in self.positions.items()}
         return {tp: records for tp, records in batch.items() if records}
@@ -623,7 +626,10 @@ def restore(
     key: str,
     wanted: set[tuple[str, int]] | None = None,
 ) -> Restore:
-    store = StateStore(parse_config(STATE_CONFIG), StatePartitions(records), key.encode())  # type: ignore[arg-type]
+    store = StateStore(
+        parse_config(STATE_CONFIG), StatePartitions(records), key.encode(),  # type: ignore[arg-type]
+        Counters(alert_counts=AlertCounts(10)),
+    )  # fmt: skip
     with structlog.testing.capture_logs() as log:
         models = store.restore(wanted or {("events", partition) for partition in records})
     return Restore(models, store.rejected, log, store)

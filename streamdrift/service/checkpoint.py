@@ -1,0 +1,118 @@
+"""The checkpoint: once per `processing.commit_interval_ms`, on revocation and at shutdown, it makes the
+interval durable in numbered steps (docs/ARCHITECTURE.md, "The checkpoint"):
+
+  1. snapshots: each changed model that is due (never snapshotted, or not for `snapshot_interval_ms`; every
+     changed model on revocation, reload and shutdown) goes to the state topic, partition = the model's home
+     partition, holding the next input offset it reflects;
+  2. sinks flushed: every alert sink holds the interval's alerts durably (sinks.py);
+  3. offsets: the pending input offsets, each carrying where a restore must read from (ledger.py);
+  4. commit: exactly_once `send_offsets_to_transaction` + `commit_transaction`; at_least_once flush (every
+     send must have succeeded) + commit the offsets (guarantees.py).
+
+A crash anywhere leaves the interval uncommitted: in exactly_once the broker aborts its transaction and no
+read_committed reader sees its records; in at_least_once its alerts may repeat on restart, with the same
+`alert_id`. A failure in 1-4 is rolled back (`rollback`, the one place that undoes an interval): every model
+is dropped and restored, so the alerts equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from prometheus_client import Histogram
+
+from streamdrift.errors import CheckpointRefused
+from streamdrift.ports import GroupConsumer
+from streamdrift.service.counters import Counters
+from streamdrift.service.effects import Effects
+from streamdrift.service.guarantees import Guarantee
+from streamdrift.service.ledger import Ledger
+from streamdrift.service.sinks import AlertSink
+from streamdrift.service.state import StateStore
+
+
+class ModelStates(Protocol):
+    """The detectors' side of a snapshot (core.monitor.Monitor)."""
+
+    @property
+    def dirty(self) -> set[str]: ...  # models changed since their last snapshot
+    def export_model(self, model_id: str) -> dict[str, object]: ...
+
+
+class Checkpoint:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        models: ModelStates,
+        state: StateStore,
+        guarantee: Guarantee,
+        sinks: Sequence[AlertSink],
+        effects: Effects,
+        counters: Counters,
+        duration: Histogram,
+        snapshot_interval_s: Callable[[], float],
+    ) -> None:
+        self.ledger, self.models, self.state = ledger, models, state
+        self.guarantee, self.sinks, self.effects = guarantee, sinks, effects
+        self.counters, self.duration = counters, duration
+        self.snapshot_interval_s = snapshot_interval_s
+        self.refused_since: float | None = None  # checkpoints refused in a row since (None: the last worked)
+
+    def run(
+        self, consumer: GroupConsumer, *, commit_offsets: bool = True, all_snapshots: bool = False
+    ) -> None:
+        """Make the interval durable. `all_snapshots`: every changed model, due or not (so that the next
+        owner has nothing to replay). Raises what the commit raises, after rolling back a refusal."""
+        if not self.ledger.pending and not self.guarantee.open and not self.models.dirty:
+            return
+        if not self.guarantee.ready:
+            return  # being replaced: everything since the last checkpoint was rolled back
+        started = time.monotonic()
+        self._snapshots(everything=all_snapshots, now=started)  # 1
+        for sink in self.sinks:  # 2
+            sink.flush()
+        offsets = self.ledger.offsets_to_commit()  # 3
+        try:
+            self.guarantee.commit(offsets, consumer, commit_offsets=commit_offsets)  # 4
+        except CheckpointRefused:
+            self.rollback()  # the caller decides how to carry on
+            raise
+        finished = time.monotonic()
+        self.refused_since = None
+        self.ledger.committed()
+        totals = self.counters.totals
+        totals["checkpoints"] += 1
+        totals["checkpoint_ms"] += round((finished - started) * 1000)
+        self.duration.observe(finished - started)
+
+    def rollback(self) -> None:
+        """Forget everything since the last checkpoint: the producer is replaced (an open transaction dies
+        with it), the sinks drop the interval, every model is dropped and every partition restored again."""
+        self.guarantee.discard()
+        for sink in self.sinks:
+            sink.discard()
+        self.effects.apply(self.ledger.rollback())
+
+    def _snapshots(self, *, everything: bool, now: float) -> None:
+        ledger, models = self.ledger, self.models
+        due = ledger.snapshots_due(
+            models.dirty, not_before=now - self.snapshot_interval_s(), everything=everything
+        )
+        totals = self.counters.totals
+        for model_id in due:
+            home = ledger.home[model_id]
+            record = self.state.snapshot_record(
+                model_id,
+                home.topic,
+                home.partition,
+                ledger.next_offset[model_id],
+                models.export_model(model_id),
+            )
+            totals["snapshot_bytes"] += len(record.value or b"")
+            self.guarantee.write(record)
+            ledger.snapshotted(model_id, now)
+            models.dirty.discard(model_id)
+        totals["snapshots"] += len(due)

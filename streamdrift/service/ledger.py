@@ -1,0 +1,262 @@
+"""The ledger: which partitions this member holds and in what state, where each model lives, and which
+offsets are processed, replayed and snapshotted. Pure: no Kafka, no clock of its own, no detectors.
+
+Every change goes through a transition below; each returns what the caller must do to the clients and the
+detectors (`Actions`). The state machine (docs/ARCHITECTURE.md, "The partition state machine"):
+
+    (unassigned) --assigned--> ASSIGNED --restoring--> RESTORING --restored--> REPLAYING --caught up--> LIVE
+                                  ^                                    \\-----------(nothing to replay)--^
+    any held state --rollback-----/        LIVE/REPLAYING --revoked--> REVOKED --assigned again--> as before
+                                           REVOKED --assigned elsewhere--> (dropped)
+    ASSIGNED/RESTORING --revoked--> (forgotten until assigned again); any --lost--> (dropped)
+
+ASSIGNED and RESTORING partitions are paused; REPLAYING ones are read from the oldest event their models do
+not hold in a snapshot up to the committed offset (`replay_until`), bringing detectors up to date without
+writing anything; LIVE ones are processed and committed. A REVOKED partition keeps its models until the
+next assignment says whether it stays (eager rebalancing revokes everything first).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+
+from streamdrift.ports import CommitOffset, TopicPartition
+
+REPLAY_FROM_PREFIX = "streamdrift.replay_from="  # the committed offset's metadata: where a restore reads from
+
+
+class State(enum.Enum):
+    ASSIGNED = "assigned"  # paused until its models are restored
+    RESTORING = "restoring"
+    REPLAYING = "replaying"
+    LIVE = "live"
+    REVOKED = "revoked"  # revoked, models kept until the next assignment
+
+
+HELD = (State.REPLAYING, State.LIVE)  # restored: their records are processed
+WAITING = (State.ASSIGNED, State.RESTORING)
+
+
+@dataclass(slots=True)
+class Actions:
+    """What a transition asks of the caller, in this order: drop, pause, seek, resume."""
+
+    drop: set[TopicPartition] = field(default_factory=set)  # forget these partitions' buffers and positions
+    models: list[str] = field(default_factory=list)  # forget these models' detectors
+    pause: set[TopicPartition] = field(default_factory=set)
+    resume: set[TopicPartition] = field(default_factory=set)
+
+
+class Ledger:
+    def __init__(self, *, labels_topic: str | None, forwards: Callable[[TopicPartition], bool]) -> None:
+        """`forwards(tp)`: an input partition of repartition mode, holding no models (it only forwards)."""
+        self.labels_topic = labels_topic
+        self.forwards = forwards
+        self.states: dict[TopicPartition, State] = {}
+        self.replay_until: dict[TopicPartition, int] = {}  # REPLAYING: the committed offset to replay to
+        self.pending: dict[TopicPartition, int] = {}  # next input offset to commit, per partition
+        # Per model: its home partition (where it is snapshotted), the next offset its state reflects, and its
+        # first event and first label not in a snapshot yet (a restore must read from there).
+        self.home: dict[str, TopicPartition] = {}
+        self.next_offset: dict[str, int] = {}
+        self.unsnapshotted_from: dict[str, int] = {}
+        self.unsnapshotted_labels_from: dict[str, int] = {}
+        self.snapshot_at: dict[str, float] = {}  # per model: when its last snapshot was sent
+
+    # ---- queries ---------------------------------------------------------------------------------
+
+    def partitions(self, *states: State) -> set[TopicPartition]:
+        return {tp for tp, state in self.states.items() if state in states}
+
+    @property
+    def held(self) -> set[TopicPartition]:
+        """Restored partitions (replaying or live) and revoked ones still keeping their models."""
+        return self.partitions(State.REPLAYING, State.LIVE, State.REVOKED)
+
+    @property
+    def waiting(self) -> set[TopicPartition]:
+        return self.partitions(*WAITING)
+
+    def processes(self, tp: TopicPartition) -> bool:
+        """Whether the partition's records are processed: restored, and not yet known to be gone."""
+        return self.states.get(tp) in (State.REPLAYING, State.LIVE, State.REVOKED)
+
+    def models_of(self, tp: TopicPartition) -> list[str]:
+        return [model_id for model_id, home in self.home.items() if home == tp]
+
+    # ---- rebalancing -----------------------------------------------------------------------------
+
+    def assigned(self, assigned: set[TopicPartition]) -> Actions:
+        """The whole new assignment: partitions no longer assigned are dropped; new ones (and every input
+        partition of repartition mode, whose merge buffer is fetched again) wait for a restore; a label
+        partition is read again whenever the models it serves are restored."""
+        actions = Actions()
+        for tp in set(self.states) - assigned:
+            actions.drop.add(tp)
+            actions.models += self._drop_models(tp)
+            del self.states[tp]
+            self.pending.pop(tp, None)
+        held = self.held
+        fresh = {tp for tp in assigned if tp not in held or self.forwards(tp)}
+        renewed = {tp.partition for tp in fresh if tp.topic != self.labels_topic and not self.forwards(tp)}
+        fresh |= {tp for tp in assigned if tp.topic == self.labels_topic and tp.partition in renewed}
+        for tp in fresh & held:
+            actions.drop.add(tp)
+            actions.models += self._drop_models(tp)
+        for tp in assigned - fresh:
+            if self.states.get(tp) is State.REVOKED:
+                self.states[tp] = State.REPLAYING if tp in self.replay_until else State.LIVE
+        for tp in fresh:
+            self.states[tp] = State.ASSIGNED
+        actions.pause = fresh
+        return actions
+
+    def revoked(self, revoked: Collection[TopicPartition]) -> None:
+        """After the revocation's checkpoint: held partitions keep their models until the next assignment;
+        those not restored yet are forgotten (restoring them now would be wasted, they may go elsewhere)."""
+        for tp in revoked:
+            state = self.states.get(tp)
+            if state in HELD:
+                self.states[tp] = State.REVOKED
+            elif state in WAITING:
+                del self.states[tp]
+                self.pending.pop(tp, None)
+
+    def rollback(self) -> Actions:
+        """Forget everything since the last checkpoint: every partition's models are dropped and every
+        partition this member holds waits for a restore again."""
+        self.pending.clear()
+        actions = Actions(drop=set(self.states), pause=set(self.states))
+        for tp in actions.drop:
+            actions.models += self._drop_models(tp)
+            self.states[tp] = State.ASSIGNED
+        return actions
+
+    def lost(self, lost: Collection[TopicPartition]) -> Actions:
+        """Evicted: nothing can be committed; roll back, and the lost partitions are no longer ours."""
+        actions = self.rollback()
+        for tp in lost:
+            self.states.pop(tp, None)
+        return actions
+
+    def left_group(self) -> None:
+        """Rejoining after the group moved on (after a rollback): the next assignment says what is ours."""
+        self.states.clear()
+
+    # ---- restoring -------------------------------------------------------------------------------
+
+    def start_restore(self, assignment: set[TopicPartition]) -> Actions:
+        """The waiting partitions still assigned become RESTORING (`drop`: start them clean); waiting ones no
+        longer assigned are forgotten."""
+        waiting = self.waiting
+        for tp in waiting - assignment:
+            del self.states[tp]
+        actions = Actions(drop=waiting & assignment)
+        for tp in actions.drop:
+            actions.models += self._drop_models(tp)
+            self.states[tp] = State.RESTORING
+        return actions
+
+    def restored_model(self, model_id: str, tp: TopicPartition, next_offset: int) -> None:
+        # No snapshot time: a restored model is snapshotted as soon as it changes, so that a service restarted
+        # more often than snapshot_interval_ms does not re-read an ever longer stretch at each restart.
+        self.home[model_id] = tp
+        self.next_offset[model_id] = next_offset
+
+    def restored(self, tp: TopicPartition, *, read_from: int | None, committed: int | None) -> None:
+        """Restored and positioned at `read_from`; below `committed` it replays (nothing written again)."""
+        if read_from is not None and committed is not None and read_from < committed:
+            self.replay_until[tp] = committed
+            self.states[tp] = State.REPLAYING
+        else:
+            self.replay_until.pop(tp, None)
+            self.states[tp] = State.LIVE
+
+    # ---- processing ------------------------------------------------------------------------------
+
+    def replay_end(self, tp: TopicPartition) -> int:
+        """The offset where the partition's replay ends (-1: live)."""
+        return self.replay_until.get(tp, -1)
+
+    def processed_up_to(self, tp: TopicPartition, end: int) -> None:
+        """Everything before `end` is processed: commit it at the next checkpoint, unless still replaying."""
+        if end >= self.replay_until.get(tp, -1):
+            self.pending[tp] = end
+            if self.replay_until.pop(tp, None) is not None and self.states.get(tp) is State.REPLAYING:
+                self.states[tp] = State.LIVE
+
+    def forwarded_up_to(self, tp: TopicPartition, end: int) -> None:
+        self.pending[tp] = end
+
+    def claim(self, model_id: str, tp: TopicPartition) -> TopicPartition:
+        """The model's home partition: the first it arrived on."""
+        home = self.home.get(model_id)
+        if home is None:
+            self.home[model_id] = home = tp
+        return home
+
+    def applied(self, model_id: str, first: int, last: int) -> None:
+        """A model's events from `first` to `last` (offsets of its home partition) are in its detectors."""
+        self.next_offset[model_id] = last + 1
+        self.unsnapshotted_from.setdefault(model_id, first)
+
+    def label_applied(self, model_id: str, offset: int) -> None:
+        self.unsnapshotted_labels_from.setdefault(model_id, offset)
+
+    # ---- checkpointing ---------------------------------------------------------------------------
+
+    def snapshots_due(self, changed: Iterable[str], *, not_before: float, everything: bool) -> list[str]:
+        """Changed models due a snapshot: never snapshotted, or not since `not_before` (every one when
+        `everything`). A first snapshot is never deferred, so every model with input before a committed
+        offset has a snapshot to restore and replay from."""
+        snapshot_at = self.snapshot_at
+        return [m for m in changed if everything or snapshot_at.get(m, -1.0) <= not_before]
+
+    def snapshotted(self, model_id: str, now: float) -> None:
+        self.snapshot_at[model_id] = now
+        self.unsnapshotted_from.pop(model_id, None)
+        self.unsnapshotted_labels_from.pop(model_id, None)
+
+    def offsets_to_commit(self) -> dict[TopicPartition, CommitOffset]:
+        """The pending offsets, each carrying in its metadata where a restore must start reading again: the
+        oldest event (or label) a model of that partition holds outside its snapshot."""
+        watermarks: dict[TopicPartition, int] = {}
+
+        def lower(tp: TopicPartition, offset: int) -> None:
+            if offset < watermarks.get(tp, offset + 1):
+                watermarks[tp] = offset
+
+        for model_id, offset in self.unsnapshotted_from.items():
+            lower(self.home[model_id], offset)
+        if self.labels_topic is not None:
+            for model_id, offset in self.unsnapshotted_labels_from.items():
+                lower(TopicPartition(self.labels_topic, self.home[model_id].partition), offset)
+        return {
+            tp: CommitOffset(offset, f"{REPLAY_FROM_PREFIX}{watermarks.get(tp, offset)}")
+            for tp, offset in self.pending.items()
+        }
+
+    def committed(self) -> None:
+        self.pending.clear()
+
+    # ---- dropping --------------------------------------------------------------------------------
+
+    def _drop_models(self, tp: TopicPartition) -> list[str]:
+        self.replay_until.pop(tp, None)
+        models = self.models_of(tp)
+        for model_id in models:
+            del self.home[model_id]
+            self.next_offset.pop(model_id, None)
+            self.snapshot_at.pop(model_id, None)
+            self.unsnapshotted_from.pop(model_id, None)
+            self.unsnapshotted_labels_from.pop(model_id, None)
+        return models
+
+
+def replay_from(committed: CommitOffset) -> int | None:
+    """Where a restore must read from, recorded with a committed offset (None: not recorded)."""
+    if not committed.metadata.startswith(REPLAY_FROM_PREFIX):
+        return None
+    return min(committed.offset, int(committed.metadata.removeprefix(REPLAY_FROM_PREFIX)))
