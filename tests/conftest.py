@@ -212,3 +212,30 @@ def state_key(monkeypatch: pytest.MonkeyPatch) -> str:
     key = os.environ.get("STREAMDRIFT_STATE_KEY") or "test-state-key-0123456789abcdef"
     monkeypatch.setenv("STREAMDRIFT_STATE_KEY", key)
     return key
+
+
+# The transports (`kafka.client`) a test runs on when it asks for `kafka_client` — directly, or for a whole
+# module with `pytestmark = pytest.mark.usefixtures("kafka_client")`. The configs the tests write name the
+# client as `client: "${STREAMDRIFT_TEST_KAFKA_CLIENT}"`, read by the service and the CLI they start.
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+KAFKA_CLIENT_ENV = "STREAMDRIFT_TEST_KAFKA_CLIENT"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kafka_client" in metafunc.fixturenames:
+        metafunc.parametrize("kafka_client", KAFKA_CLIENTS)
+
+
+@pytest.fixture
+def kafka_client() -> str:
+    """Overridden by the parametrization above: the test runs once per transport."""
+    return KAFKA_CLIENTS[0]
+
+
+@pytest.fixture(autouse=True)
+def kafka_client_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transport of this test run, for the configs it writes (subprocesses inherit it)."""
+    callspec = getattr(request.node, "callspec", None)
+    client = str(callspec.params.get("kafka_client", KAFKA_CLIENTS[0])) if callspec else KAFKA_CLIENTS[0]
+    monkeypatch.setenv(KAFKA_CLIENT_ENV, client)
+    return client

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="end-to-end demo on a broker (KAFKA_BOOTSTRAP_SERVERS)")
     demo.add_argument("--bootstrap-servers", help="default: $KAFKA_BOOTSTRAP_SERVERS")
+    demo.add_argument(
+        "--client",
+        choices=["kafka-python", "confluent"],
+        default="kafka-python",
+        help="the Kafka client library",
+    )
     demo.add_argument("action", nargs="?", choices=["produce"], help="only produce the demo events")
     demo.add_argument("--topic", help="with 'produce': the topic to write to")
     demo.set_defaults(handler=_demo)
@@ -201,4 +207,6 @@ def _alerts_tail(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from streamdrift.demo.run import demo_main
 
-    return demo_main(bootstrap=args.bootstrap_servers, action=args.action, topic=args.topic)
+    return demo_main(
+        bootstrap=args.bootstrap_servers, action=args.action, topic=args.topic, client=args.client
+    )

@@ -5,7 +5,7 @@ Each section's settings live in a module of their own; this one assembles the wh
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from streamdrift.config.kafka_settings import KafkaSettings
@@ -80,6 +80,17 @@ class StreamdriftConfig(Strict):
     logging: LoggingSettings = LoggingSettings()
     # Set by the loader from the file's bytes, so alerts name the config that produced them.
     config_version: SkipJsonSchema[str] = Field("unversioned", exclude=True)
+
+    @model_validator(mode="after")
+    def _labels_need_range_assignment(self) -> StreamdriftConfig:
+        # Label partition p must go to the member holding partition p of the input: the range assignor does
+        # that for co-partitioned topics, the cooperative-sticky one does not.
+        if self.kafka.rebalance == "cooperative" and self.topics.labels is not None:
+            raise ValueError(
+                "kafka.rebalance: cooperative cannot be used with topics.labels (label partition p must go "
+                "to the member holding input partition p, which only eager range assignment guarantees)"
+            )
+        return self
 
     def repartition_topic(self) -> str:
         return self.topics.repartition or f"{self.kafka.group_id}-repartition"

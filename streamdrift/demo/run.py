@@ -31,7 +31,9 @@ FINISH_TIMEOUT_S = 90
 RATE_PER_S = 1000
 
 
-def demo_main(*, bootstrap: str | None, action: str | None, topic: str | None) -> int:
+def demo_main(
+    *, bootstrap: str | None, action: str | None, topic: str | None, client: str = "kafka-python"
+) -> int:
     bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
         raise ConfigError(
@@ -39,14 +41,14 @@ def demo_main(*, bootstrap: str | None, action: str | None, topic: str | None) -
             "(`make demo` starts a local one)"
         )
     if action == "produce":
-        produce_only(bootstrap, topic or "inference-events")
+        produce_only(bootstrap, topic or "inference-events", client)
         return 0
-    return run_demo(bootstrap)
+    return run_demo(bootstrap, client)
 
 
-def produce_only(bootstrap: str, topic: str) -> None:
+def produce_only(bootstrap: str, topic: str, client: str) -> None:
     """Write the scenario to `topic` (for docker compose, where the service runs in its own container)."""
-    clients = open_transport(KafkaSettings(bootstrap_servers=bootstrap))
+    clients = open_transport(KafkaSettings(bootstrap_servers=bootstrap, client=client))
     _create_input(clients, topic)
     producer = clients.producer()
     try:
@@ -58,18 +60,18 @@ def produce_only(bootstrap: str, topic: str) -> None:
     print(f"demo: produced {EVENTS_PER_MODEL * 4} events to {topic}")
 
 
-def run_demo(bootstrap: str) -> int:
+def run_demo(bootstrap: str, client: str = "kafka-python") -> int:
     run_id = uuid.uuid4().hex[:8]
     # Snapshots need an HMAC key; the demo's state is throwaway, so a generated one will do.
     os.environ.setdefault(STATE_KEY_ENV, secrets.token_hex(32))
-    config = _demo_config(bootstrap, run_id)
+    config = _demo_config(bootstrap, run_id, client)
     configure_logging("warning", "console")
     clients = open_transport(config.kafka)
     topic = config.topics.input[0]
     scenario = changes(EVENTS_PER_MODEL)
     started = time.monotonic()
 
-    print(f"streamdrift demo (run {run_id}) on {bootstrap}")
+    print(f"streamdrift demo (run {run_id}) on {bootstrap}, with {config.kafka.client}")
     print(
         f"  {len(scenario)} models x {EVENTS_PER_MODEL} events; "
         f"each changes at its model event {scenario[0].at}:"
@@ -115,8 +117,11 @@ def run_demo(bootstrap: str) -> int:
     return 0
 
 
-def _demo_config(bootstrap: str, run_id: str) -> StreamdriftConfig:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "STREAMDRIFT_DEMO_RUN": run_id}
+def _demo_config(bootstrap: str, run_id: str, client: str) -> StreamdriftConfig:
+    env = {
+        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "STREAMDRIFT_DEMO_RUN": run_id,
+        "STREAMDRIFT_DEMO_CLIENT": client,
+    }  # fmt: skip
     text = resources.files("streamdrift.demo").joinpath("demo.yaml").read_bytes()
     return parse_config(text, env=env, origin="streamdrift/demo/demo.yaml")
 

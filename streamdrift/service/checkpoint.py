@@ -1,10 +1,12 @@
 """The checkpoint: once per `processing.commit_interval_ms`, on revocation and at shutdown, it makes the
 interval durable in numbered steps (docs/ARCHITECTURE.md, "The checkpoint"):
 
-  1. snapshots: each changed model that is due (never snapshotted, or not for `snapshot_interval_ms`; every
+  1. sinks flushed: every alert sink holds the interval's alerts durably (sinks.py) — before any snapshot, so
+     that a snapshot is never durable while an alert of an event it reflects is not (a restore skips the
+     events its snapshot reflects: at_least_once would lose that alert on a crash in between);
+  2. snapshots: each changed model that is due (never snapshotted, or not for `snapshot_interval_ms`; every
      changed model on revocation, reload and shutdown) goes to the state topic, partition = the model's home
      partition, holding the next input offset it reflects;
-  2. sinks flushed: every alert sink holds the interval's alerts durably (sinks.py);
   3. offsets: the pending input offsets, each carrying where a restore must read from (ledger.py);
   4. commit: exactly_once `send_offsets_to_transaction` + `commit_transaction`; at_least_once flush (every
      send must have succeeded) + commit the offsets (guarantees.py).
@@ -12,7 +14,8 @@ interval durable in numbered steps (docs/ARCHITECTURE.md, "The checkpoint"):
 A crash anywhere leaves the interval uncommitted: in exactly_once the broker aborts its transaction and no
 read_committed reader sees its records; in at_least_once its alerts may repeat on restart, with the same
 `alert_id`. A failure in 1-4 is rolled back (`rollback`, the one place that undoes an interval): every model
-is dropped and restored, so the alerts equal those of an uninterrupted run.
+is dropped and restored, so the alerts equal those of an uninterrupted run. `run` never rolls back itself:
+its callers do, for whatever they catch (recovery.py, rebalance.py).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Protocol
 
 from prometheus_client import Histogram
 
-from streamdrift.errors import CheckpointRefused
 from streamdrift.ports import GroupConsumer
 from streamdrift.service.counters import Counters
 from streamdrift.service.effects import Effects
@@ -65,21 +67,20 @@ class Checkpoint:
         self, consumer: GroupConsumer, *, commit_offsets: bool = True, all_snapshots: bool = False
     ) -> None:
         """Make the interval durable. `all_snapshots`: every changed model, due or not (so that the next
-        owner has nothing to replay). Raises what the commit raises, after rolling back a refusal."""
-        if not self.ledger.pending and not self.guarantee.open and not self.models.dirty:
-            return
+        owner has nothing to replay). Raises what a step raises; the caller rolls back."""
         if not self.guarantee.ready:
             return  # being replaced: everything since the last checkpoint was rolled back
         started = time.monotonic()
-        self._snapshots(everything=all_snapshots, now=started)  # 1
-        for sink in self.sinks:  # 2
+        due = self.ledger.snapshots_due(
+            self.models.dirty, not_before=started - self.snapshot_interval_s(), everything=all_snapshots
+        )
+        if not self.ledger.pending and not self.guarantee.open and not due:
+            return  # nothing to make durable (changed models not due yet wait for a later interval)
+        for sink in self.sinks:  # 1
             sink.flush()
+        self._snapshots(due, now=started)  # 2
         offsets = self.ledger.offsets_to_commit()  # 3
-        try:
-            self.guarantee.commit(offsets, consumer, commit_offsets=commit_offsets)  # 4
-        except CheckpointRefused:
-            self.rollback()  # the caller decides how to carry on
-            raise
+        self.guarantee.commit(offsets, consumer, commit_offsets=commit_offsets)  # 4
         finished = time.monotonic()
         self.refused_since = None
         self.ledger.committed()
@@ -96,11 +97,8 @@ class Checkpoint:
             sink.discard()
         self.effects.apply(self.ledger.rollback())
 
-    def _snapshots(self, *, everything: bool, now: float) -> None:
+    def _snapshots(self, due: list[str], *, now: float) -> None:
         ledger, models = self.ledger, self.models
-        due = ledger.snapshots_due(
-            models.dirty, not_before=now - self.snapshot_interval_s(), everything=everything
-        )
         totals = self.counters.totals
         for model_id in due:
             home = ledger.home[model_id]

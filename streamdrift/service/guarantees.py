@@ -24,6 +24,7 @@ class Guarantee(Protocol):
     def open(self) -> bool: ...  # records written since the last commit
     def start(self) -> None: ...  # a producer, if there is none; `KafkaUnavailable`: call again later
     def write(self, record: OutRecord) -> None: ...
+    def flush(self) -> None: ...  # what was written is durable, or in the open transaction
     # Steps 3 and 4 of the checkpoint (checkpoint.py). `commit_offsets` False: durable records, no offsets.
     def commit(
         self, offsets: Mapping[TopicPartition, CommitOffset], consumer: GroupConsumer, *, commit_offsets: bool
@@ -84,6 +85,9 @@ class ExactlyOnce:
             producer.begin_transaction()
             self.transaction_began = time.monotonic()
         producer.send(record)
+
+    def flush(self) -> None:
+        """Nothing to wait for: the transaction's commit makes its records durable all at once."""
 
     def commit(
         self, offsets: Mapping[TopicPartition, CommitOffset], consumer: GroupConsumer, *, commit_offsets: bool
@@ -151,6 +155,12 @@ class AtLeastOnce:
             raise KafkaUnavailable("the producer is being replaced after a rollback")
         self.producer.send(record)
         self.written = True
+
+    def flush(self) -> None:
+        """Every record sent so far is on the broker (`FatalServiceError` when one could not be written)."""
+        if self.producer is None:
+            raise KafkaUnavailable("the producer is being replaced after a rollback")
+        self.producer.flush()
 
     def commit(
         self, offsets: Mapping[TopicPartition, CommitOffset], consumer: GroupConsumer, *, commit_offsets: bool

@@ -211,8 +211,10 @@ class Ledger:
         """Changed models due a snapshot: never snapshotted, or not since `not_before` (every one when
         `everything`). A first snapshot is never deferred, so every model with input before a committed
         offset has a snapshot to restore and replay from."""
+        if everything:
+            return list(changed)
         snapshot_at = self.snapshot_at
-        return [m for m in changed if everything or snapshot_at.get(m, -1.0) <= not_before]
+        return [m for m in changed if m not in snapshot_at or snapshot_at[m] <= not_before]
 
     def snapshotted(self, model_id: str, now: float) -> None:
         self.snapshot_at[model_id] = now

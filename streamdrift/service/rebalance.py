@@ -65,8 +65,7 @@ class Rebalancing:
                 ):
                     self.fatal = exc
                 self.log.warning("could not checkpoint on revocation; rolling back", error=str(exc))
-                if not isinstance(exc, CheckpointRefused):  # a refusal was rolled back already
-                    self.checkpoint.rollback()
+                self.checkpoint.rollback()
             # Partitions not restored yet are no longer ours until the next assignment says so: restoring
             # them now would make blocking consumer calls in the middle of the rejoin.
             self.ledger.revoked(partitions)

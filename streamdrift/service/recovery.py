@@ -47,6 +47,8 @@ class Recovery:
 
     def _recover(self, exc: CheckpointRefused | KafkaUnavailable | Fenced) -> None:
         if isinstance(exc, CheckpointRefused):
+            with self.lock:
+                self.checkpoint.rollback()
             self.rebalancing.rejoin(exc)
             return
         if isinstance(exc, Fenced):

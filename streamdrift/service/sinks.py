@@ -1,4 +1,4 @@
-"""Where alerts go: the alert-sink seam (docs/ARCHITECTURE.md, "Adding a sink").
+"""Where alerts go: the alert-sink seam (docs/ARCHITECTURE.md §8, "Where to add things").
 
 The loop hands every alert to each sink (`add`); the checkpoint flushes them all before it commits the
 interval's offsets (`flush`: after it, the sink must hold the interval's alerts durably), and a rollback
@@ -24,6 +24,7 @@ class AlertSink(Protocol):
 
 class RecordWriter(Protocol):
     def write(self, record: OutRecord) -> None: ...
+    def flush(self) -> None: ...  # what was written is durable (or in the open transaction)
 
 
 class AlertsTopic:
@@ -37,7 +38,7 @@ class AlertsTopic:
         self.writer.write(alert_record(self.topic, alert))
 
     def flush(self) -> None:
-        """Nothing of its own: the guarantee's commit makes the interval's records durable (checkpoint.py)."""
+        self.writer.flush()
 
     def discard(self) -> None:
         """Nothing of its own: the rollback replaces the producer, and an open transaction is aborted."""

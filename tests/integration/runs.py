@@ -40,7 +40,10 @@ def config_yaml(bootstrap: str, input_topic: str, tag: str, **processing: Any) -
     settings = {"commit_interval_ms": 100, "session_timeout_ms": 6000, **processing}
     lines = "".join(f"\n  {key}: {value}" for key, value in settings.items())
     return f"""
-kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
+kafka:
+  bootstrap_servers: "{bootstrap}"
+  group_id: "{tag}-group"
+  client: "${{STREAMDRIFT_TEST_KAFKA_CLIENT}}"
 http: {{port: 0}}
 topics:
   input: ["{input_topic}"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.conftest import KafkaClients, TopicFactory
 from tests.integration.conftest import Service
@@ -25,6 +26,9 @@ from tests.integration.runs import (
     stream,
     wait_until,
 )
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 KILLS = 6
 

@@ -31,6 +31,9 @@ from tests.integration.runs import committed_total, read_all, stream, wait_until
 from tests.integration.secure_broker import PASSWORD, Pki, SecureBroker, make_pki
 from tests.integration.test_security import secure_config
 
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
+
 LIMITED = "streamdrift"  # the SCRAM user secure_config logs in as
 STATE_KEY = "test-state-key-0123456789abcdef"
 

@@ -36,6 +36,9 @@ from tests.integration.runs import (
 )
 from tests.integration.test_kafka_script import ScriptBroker
 
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
+
 AWAY_S = 60
 
 

@@ -23,6 +23,9 @@ from tests.integration.conftest import Service
 from tests.integration.runs import committed_total, read_all, wait_for
 from tests.river_runs import adwin_drifts
 
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
+
 CODECS = ("gzip", "snappy", "lz4", "zstd")  # kcat's -z names, in the batch attribute's code order 1-4
 PER_CHUNK = 2_500
 
@@ -30,7 +33,10 @@ PER_CHUNK = 2_500
 def config_text(bootstrap: str, topic: str, tag: str) -> str:
     """One numeric feature per event, and nothing else that could alert."""
     return f"""
-kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
+kafka:
+  bootstrap_servers: "{bootstrap}"
+  group_id: "{tag}-group"
+  client: "${{STREAMDRIFT_TEST_KAFKA_CLIENT}}"
 http: {{port: 0}}
 topics: {{input: ["{topic}"], alerts: "{tag}-alerts", dead_letter: "{tag}-dead-letter", state: "{tag}-state"}}
 processing: {{commit_interval_ms: 200}}

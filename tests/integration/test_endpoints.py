@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import KafkaClients, TopicFactory
 from tests.integration.conftest import Service
 from tests.integration.runs import committed_total, prepare_run, read_all, stream, wait_until
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "configs" / "grafana-dashboard.json"
 BAD_RECORDS = [(b"{not json", "invalid_json"), (b"[1, 2]", "not_an_object"), (b"", "empty")]

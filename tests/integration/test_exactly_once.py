@@ -35,6 +35,9 @@ from tests.integration.runs import (
     wait_until,
 )
 
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
+
 
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     bootstrap_servers: str,

@@ -26,6 +26,9 @@ from tests.integration.runs import (
     wait_for,
 )
 
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
+
 
 class SeparateStreams(Service):
     """`streamdrift run` with its stdout and its stderr in two files. The logs go to stderr: `log_path`."""

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.snapshot import SnapshotHeader, decode_snapshot, read_header
 from tests.conftest import KafkaClients, TopicFactory
@@ -27,6 +29,9 @@ from tests.integration.runs import (
     wait_until,
 )
 from tests.unit.test_snapshot_security import code_execution, sign
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 PER_MODEL = 1500
 BATCHES = ((0, 600), (600, 1100), (1100, PER_MODEL))  # events of each model per batch: before, between, after

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 
 from streamdrift.config import parse_config
 from tests.conftest import KafkaClients, TopicFactory, unique_name
@@ -31,6 +32,9 @@ from tests.integration.runs import (
     read_all,
     wait_until,
 )
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 MODELS = ("churn", "fraud", "credit")
 PER_MODEL = 6000
@@ -86,7 +90,10 @@ def config_text(
     bootstrap: str, input_topic: str, labels_topic: str, tag: str, commit_interval_ms: int = 100
 ) -> str:
     return f"""
-kafka: {{bootstrap_servers: "{bootstrap}", group_id: "{tag}-group"}}
+kafka:
+  bootstrap_servers: "{bootstrap}"
+  group_id: "{tag}-group"
+  client: "${{STREAMDRIFT_TEST_KAFKA_CLIENT}}"
 http: {{port: 0}}
 topics:
   input: ["{input_topic}"]

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from streamdrift.config import StreamdriftConfig, parse_config
 from streamdrift.core.alert import RecordSource
 from streamdrift.core.detectors import RIVER_VERSION
@@ -27,6 +29,9 @@ from tests.integration.runs import (
     stream,
     wait_until,
 )
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 CHANGED_MODEL = "ad-0"
 RELOADED_PART = f"""

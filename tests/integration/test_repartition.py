@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.conftest import KafkaClients, TopicFactory
 from tests.integration.conftest import Service
@@ -31,6 +32,9 @@ from tests.integration.runs import (
     wait_for,
     wait_until,
 )
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 BAD_RECORD = b'{"model_id": "ad-0", "features": '  # cut off: a dead letter in both runs
 KILLS = 6

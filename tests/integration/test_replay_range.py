@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.conftest import KafkaClients, TopicFactory
 from tests.integration.conftest import STREAMDRIFT, Service
 from tests.integration.runs import committed_total, offline, prepare_run, read_all, stream, wait_until
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 FIRST_TIMESTAMP_MS = 1_790_000_000_000
 

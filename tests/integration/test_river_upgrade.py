@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.snapshot import SnapshotHeader, decode_snapshot, encode_snapshot
@@ -28,6 +29,9 @@ from tests.integration.runs import (
     stream,
     wait_for,
 )
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 OLD_RIVER = "0.25.9"
 

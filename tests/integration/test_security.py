@@ -35,6 +35,9 @@ from tests.integration.secure_broker import (
     make_pki,
 )
 
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
+
 FAIL_WITHIN_S = 30.0
 STATE_KEY = "test-state-key-0123456789abcdef"
 
@@ -71,6 +74,7 @@ def secure_config(
         f"""
 kafka:
   bootstrap_servers: "{bootstrap}"
+  client: "${{STREAMDRIFT_TEST_KAFKA_CLIENT}}"
   group_id: "{tag}-group"
   security_protocol: SASL_SSL
   sasl_mechanism: SCRAM-SHA-512

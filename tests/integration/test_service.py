@@ -7,6 +7,7 @@ condition until a deadline; nothing sleeps in place of synchronisation.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -37,8 +38,11 @@ from streamdrift.service.records import (
 )
 from streamdrift.service.runner import DriftService
 from streamdrift.transports import open_transport
-from tests.conftest import KafkaClients, TopicFactory, unique_name
+from tests.conftest import KAFKA_CLIENT_ENV, KafkaClients, TopicFactory, unique_name
 from tests.unit.test_detectors_parity import binary_stream, numeric_stream, run_river
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 DEADLINE_S = 60.0
 STREAMDRIFT = str(Path(sys.executable).parent / "streamdrift")
@@ -76,7 +80,11 @@ def config_text(
     extra: dict[str, Any] | None = None,
 ) -> str:
     document: dict[str, Any] = {
-        "kafka": {"bootstrap_servers": bootstrap_servers, "group_id": topics.group},
+        "kafka": {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": topics.group,
+            "client": os.environ[KAFKA_CLIENT_ENV],
+        },
         "topics": {
             "input": [topics.input],
             "alerts": topics.alerts,

@@ -29,6 +29,9 @@ from tests.integration.runs import (
     wait_for,
 )
 
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
+
 TRANSACTION_TIMEOUT_MS = 3000
 # The broker looks for timed-out transactions every 10 s (transaction.abort.timed.out.transaction.cleanup
 # .interval.ms): a stall this long outlives the transaction for certain, and the 6 s session too.

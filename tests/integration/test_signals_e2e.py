@@ -9,6 +9,7 @@ with `kill -9` several times, some of them mid-episode, and still expects the un
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 import yaml
 
 from streamdrift.config import StreamdriftConfig, parse_config
@@ -26,7 +28,7 @@ from streamdrift.core.alert import ALERT_SCHEMA, SCHEMA_HEADER
 from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.snapshot import decode_snapshot
-from tests.conftest import KafkaClients, TopicFactory, unique_name
+from tests.conftest import KAFKA_CLIENT_ENV, KafkaClients, TopicFactory, unique_name
 from tests.integration.conftest import Service
 from tests.integration.runs import (
     BrokerView,
@@ -38,6 +40,9 @@ from tests.integration.runs import (
     wait_for,
 )
 from tests.river_runs import adwin_drifts
+
+# Every test here runs on both transports (kafka.client, tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kafka_client")
 
 Record = Any  # a kafka-python ConsumerRecord
 
@@ -77,7 +82,11 @@ def deploy(
     }
     group = unique_name("signals-group")
     document: dict[str, Any] = {
-        "kafka": {"bootstrap_servers": bootstrap_servers, "group_id": group},
+        "kafka": {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group,
+            "client": os.environ[KAFKA_CLIENT_ENV],
+        },
         "topics": topics,
         "processing": {"commit_interval_ms": 100, "session_timeout_ms": 6000, **(processing or {})},
         "http": {"port": 0},  # several services may run at once
