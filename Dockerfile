@@ -16,10 +16,11 @@ RUN groupadd --system --gid 10001 streamdrift \
 
 # Only what the package build needs (README.md is the project's `readme` in pyproject.toml), then the
 # configs the container runs with. kafka-python's extras come with it: crc32c (fast CRC checks) and the
-# snappy, lz4 and zstd codecs (every compression a producer may use).
+# snappy, lz4 and zstd codecs (every compression a producer may use). The confluent extra brings the second
+# transport (librdkafka, in confluent-kafka's wheel), so `kafka.client: confluent` works in the image too.
 COPY pyproject.toml README.md ./
 COPY streamdrift/ ./streamdrift/
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[confluent]' \
     && rm -rf build ./*.egg-info
 COPY configs/ ./configs/
 

@@ -2,8 +2,7 @@
 
 The service is written against these alone; each transport (an adapter package: `streamdrift.kafka` on
 kafka-python, `streamdrift.confluent` on librdkafka) implements them. They live in a module of their own,
-below both, so that adapters depend on the ports and never on the service (docs/ARCHITECTURE.md, "Layers" and
-"Adding a transport").
+below both, so that adapters depend on the ports and never on the service (docs/ARCHITECTURE.md §1, §8).
 
 Error contract, for every method: an adapter raises only streamdrift's errors (errors.py), classified by what
 the caller must do — `KafkaUnavailable` (the broker is away or a transactional call failed: roll back, retry),

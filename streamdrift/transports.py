@@ -1,6 +1,6 @@
 """Choosing the transport: `kafka.client` names the client library every command talks to Kafka with
-(docs/ARCHITECTURE.md, "Adding a transport"). Each adapter package is imported only when chosen, so that a
-machine without confluent-kafka runs the default."""
+(docs/ARCHITECTURE.md §8, §9). Each adapter package is imported only when chosen, so that a machine without
+confluent-kafka runs the default."""
 
 from __future__ import annotations
 

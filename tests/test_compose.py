@@ -287,7 +287,9 @@ def test_dockerfile_copies_the_project_and_installs_it_with_pip(dockerfile: list
     }
     assert {"pyproject.toml", "README.md", "streamdrift", "configs"} <= copied, copied
     runs = [arguments for keyword, arguments in dockerfile if keyword == "RUN"]
-    assert any(re.search(r"\bpip install\b.*--no-cache-dir.*\s\.(\s|$)", run) for run in runs), runs
+    # The project itself, with the confluent extra (the second transport).
+    installs_project = r"\bpip install\b.*--no-cache-dir.*\s'\.\[confluent\]'(\s|$)"
+    assert any(re.search(installs_project, run) for run in runs), runs
 
 
 def test_dockerfile_runs_the_service_as_a_non_root_user(dockerfile: list[tuple[str, str]]) -> None:

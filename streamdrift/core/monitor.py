@@ -1,6 +1,6 @@
 """Per-model signals and detectors: one event in, the alerts it triggers out.
 
-Signals of a model (README "Signals"; docs/ARCHITECTURE.md §2):
+Signals of a model (README "Signals"; docs/ARCHITECTURE.md §3):
 
 - `feature:<name>`            numeric and bool features (bools as 0/1);
 - `category:<name>=<value>`   a categorical feature: one 0/1 stream per frequent category, and `=_other`;

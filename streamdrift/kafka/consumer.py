@@ -37,8 +37,9 @@ def _ours(partitions: Collection[Any]) -> set[TopicPartition]:
 class KafkaPythonConsumer:
     """One KafkaConsumer: a group member (`GroupConsumer`) or, made without a group, a `Reader`."""
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
+    def __init__(self, consumer: KafkaConsumer, *, cooperative: bool = False) -> None:
         self._consumer: Any = consumer
+        self._cooperative = cooperative
         self._timeout_ms: int = consumer.config["request_timeout_ms"]
         self._topics: list[str] = []
         self._listener: _Listener | None = None
@@ -46,7 +47,7 @@ class KafkaPythonConsumer:
     # ---- GroupConsumer ---------------------------------------------------------------------------
 
     def subscribe(self, topics: Sequence[str], handler: RebalanceHandler) -> None:
-        self._topics, self._listener = list(topics), _Listener(self, handler)
+        self._topics, self._listener = list(topics), _Listener(self, handler, cooperative=self._cooperative)
         self._consumer.subscribe(self._topics, listener=self._listener)
 
     def rejoin(self) -> None:
@@ -56,6 +57,10 @@ class KafkaPythonConsumer:
     def poll(self, timeout_s: float) -> Batch:
         with translated_errors("reading input"):
             fetched = self._consumer.poll(timeout_ms=round(timeout_s * 1000))
+        listener = self._listener
+        if listener is not None and listener.owes_assignment:
+            listener.owes_assignment = False
+            listener.handler.on_assigned(self.assignment())
         return {TopicPartition(tp.topic, tp.partition): records for tp, records in fetched.items()}
 
     def assignment(self) -> set[TopicPartition]:
@@ -165,16 +170,25 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     assignment handed on is always the whole new one, as the ports promise, under eager and cooperative
     rebalancing alike."""
 
-    def __init__(self, consumer: KafkaPythonConsumer, handler: RebalanceHandler) -> None:
+    def __init__(
+        self, consumer: KafkaPythonConsumer, handler: RebalanceHandler, *, cooperative: bool
+    ) -> None:
         self._consumer = consumer
-        self._handler = handler
+        self.handler = handler
+        self._cooperative = cooperative
+        # Cooperative rebalancing revokes only partitions that move elsewhere, and kafka-python calls
+        # on_partitions_assigned only when partitions are added: after a revocation alone, the consumer's poll
+        # tells the handler what this member kept, once kafka-python has taken the revoked ones away.
+        self.owes_assignment = False
 
     def on_partitions_revoked(self, revoked: Collection[Any]) -> None:
-        self._handler.on_revoked(_ours(revoked))
+        self.handler.on_revoked(_ours(revoked))
+        self.owes_assignment = self._cooperative
 
     def on_partitions_assigned(self, assigned: Collection[Any]) -> None:
-        self._handler.on_assigned(_ours(assigned) | self._consumer.assignment())
+        self.owes_assignment = False
+        self.handler.on_assigned(_ours(assigned) | self._consumer.assignment())
 
     def on_partitions_lost(self, lost: Collection[Any]) -> None:
         """Evicted from the group (e.g. a stall past max_poll_interval_ms): nothing can be committed."""
-        self._handler.on_lost(_ours(lost))
+        self.handler.on_lost(_ours(lost))

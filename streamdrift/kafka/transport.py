@@ -49,6 +49,7 @@ class KafkaPythonTransport:
     ) -> KafkaPythonConsumer:
         assignor = CooperativeStickyAssignor if self.rebalance == "cooperative" else RangePartitionAssignor
         return self._consumer(
+            cooperative=self.rebalance == "cooperative",
             group_id=group_id,
             # Static membership: a restarted replica takes its partitions back without a rebalance.
             group_instance_id=instance_id,
@@ -60,14 +61,14 @@ class KafkaPythonTransport:
         )
 
     def reader(self, *, max_poll_records: int = 500, large_fetches: bool = False) -> KafkaPythonConsumer:
-        fetches = (
+        fetches: dict[str, Any] = (
             {"fetch_max_bytes": 64 * 1024 * 1024, "max_partition_fetch_bytes": 16 * 1024 * 1024}
             if large_fetches
             else {}
         )
         return self._consumer(group_id=None, max_poll_records=max_poll_records, **fetches)
 
-    def _consumer(self, **overrides: Any) -> KafkaPythonConsumer:
+    def _consumer(self, *, cooperative: bool = False, **overrides: Any) -> KafkaPythonConsumer:
         config: dict[str, Any] = {
             **self._common,
             "enable_auto_commit": False,
@@ -78,7 +79,7 @@ class KafkaPythonTransport:
         with translated_errors(f"connecting the consumer to {self._servers}"):
             consumer = KafkaConsumer(**config)
         read_batches_in_one_pass(consumer)
-        return KafkaPythonConsumer(consumer)
+        return KafkaPythonConsumer(consumer, cooperative=cooperative)
 
     def producer(
         self, *, transactional_id: str | None = None, transaction_timeout_ms: int | None = None

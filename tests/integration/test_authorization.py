@@ -8,6 +8,7 @@ administration goes through the plaintext listener, whose principal is the super
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from kafka.admin import (
     ResourceType,
 )
 
-from tests.conftest import KafkaClients, unique_name
+from tests.conftest import KAFKA_CLIENT_ENV, KafkaClients, unique_name
 from tests.integration.conftest import STREAMDRIFT
 from tests.integration.runs import committed_total, read_all, stream, wait_until
 from tests.integration.secure_broker import PASSWORD, Pki, SecureBroker, make_pki
@@ -74,7 +75,10 @@ def allow(admin: KafkaAdminClient, kind: ResourceType, name: str, *operations: A
 def run_until_exit(config: Path) -> tuple[int, str]:
     done = subprocess.run(
         [STREAMDRIFT, "run", "--config", str(config)], capture_output=True, timeout=120, check=False,
-        env={"STREAMDRIFT_STATE_KEY": STATE_KEY, "PATH": "/usr/bin:/bin"},
+        env={
+            "STREAMDRIFT_STATE_KEY": STATE_KEY, "PATH": "/usr/bin:/bin",
+            KAFKA_CLIENT_ENV: os.environ[KAFKA_CLIENT_ENV],
+        },
     )  # fmt: skip
     return done.returncode, done.stderr.decode()
 
@@ -172,7 +176,10 @@ def test_the_acls_the_readme_lists_are_enough(
         allow(admin, ResourceType.TOPIC, f"{tag}-alerts", ACLOperation.WRITE)
         service = subprocess.Popen(
             [STREAMDRIFT, "run", "--config", str(config_for(tmp_path, broker, pki, tag))],
-            stderr=subprocess.PIPE, env={"STREAMDRIFT_STATE_KEY": STATE_KEY, "PATH": "/usr/bin:/bin"},
+            stderr=subprocess.PIPE, env={
+            "STREAMDRIFT_STATE_KEY": STATE_KEY, "PATH": "/usr/bin:/bin",
+            KAFKA_CLIENT_ENV: os.environ[KAFKA_CLIENT_ENV],
+        },
         )  # fmt: skip
         try:
             wait_until(lambda: committed_total(admin, f"{tag}-group") == 6_000, "every event processed")

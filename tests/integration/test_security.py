@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
-from tests.conftest import KafkaClients, unique_name
+from tests.conftest import KAFKA_CLIENT_ENV, KafkaClients, unique_name
 from tests.integration.conftest import STREAMDRIFT, Service
 from tests.integration.runs import committed_total, read_all, stream, wait_until
 from tests.integration.secure_broker import (
@@ -177,7 +177,10 @@ def test_a_bad_credential_or_certificate_ends_the_service_quickly_with_one_clear
     finished = subprocess.run(
         [STREAMDRIFT, "run", "--config", str(config)],
         capture_output=True, text=True, timeout=FAIL_WITHIN_S + 30, check=False,
-        env={"STREAMDRIFT_STATE_KEY": STATE_KEY, "PATH": str(Path(sys.executable).parent)},
+        env={
+            "STREAMDRIFT_STATE_KEY": STATE_KEY, "PATH": str(Path(sys.executable).parent),
+            KAFKA_CLIENT_ENV: os.environ[KAFKA_CLIENT_ENV],
+        },
     )  # fmt: skip
     elapsed = time.monotonic() - started
     assert finished.returncode == 1, finished.stderr

@@ -1,0 +1,145 @@
+"""librdkafka's producer as the ports' `Producer`: idempotent, transactional when given a transactional id.
+
+Every blocking call is bounded by librdkafka's own timeouts (the transport's call timeout), so no call needs
+a thread of its own. A failed write is reported to the delivery callback, served by `poll` and `flush`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Mapping
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as Theirs
+
+from streamdrift.confluent.errors import describe, translate_exception
+from streamdrift.errors import FatalServiceError, KafkaUnavailable
+from streamdrift.ports import CommitOffset, GroupMetadata, OutRecord, TopicPartition
+
+CLOSE_TIMEOUT_S = 10.0
+_FULL_QUEUE_WAIT_S = 0.1
+
+
+class ConfluentProducer:
+    def __init__(self, producer: Producer, *, transactional: bool, call_timeout_s: float) -> None:
+        self._producer: Producer | None = producer
+        self._transactional = transactional
+        self._call_timeout_s = call_timeout_s
+        self._failed = 0  # writes failed since the last flush
+        self._first_failure: str | None = None
+        self._fatal: KafkaError | None = None  # what made the producer unusable (a fence, most often)
+
+    @property
+    def _client(self) -> Producer:
+        if self._producer is None:
+            raise FatalServiceError("using a producer after it was closed")
+        return self._producer
+
+    @contextlib.contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        """Errors as streamdrift's (errors.py). Once librdkafka has failed the producer for good, it reports
+        every later call as `_FATAL` only: those are translated as the error that failed it."""
+        try:
+            yield
+        except (KafkaException, BufferError) as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() == KafkaError._FATAL and self._fatal is not None:
+                exc = KafkaException(self._fatal)
+            elif error is not None and error.fatal():
+                self._fatal = self._fatal or error
+            raise translate_exception(action, exc, transactional=self._transactional) from exc
+
+    def on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback, for this producer (the transport's connection watch hears it too)."""
+        if error.fatal() and error.code() != KafkaError._FATAL:
+            self._fatal = self._fatal or error
+
+    def init_transactions(self) -> None:
+        with self._translated("initialising transactions"):
+            self._client.init_transactions(self._call_timeout_s)
+
+    def begin_transaction(self) -> None:
+        with self._translated("beginning a transaction"):
+            self._client.begin_transaction()
+
+    def send(self, record: OutRecord) -> None:
+        """Queue the record; when librdkafka's queue is full, wait for room (serving deliveries) up to the
+        call timeout."""
+        client = self._client
+        deadline = time.monotonic() + self._call_timeout_s
+        with self._translated("sending a record"):
+            while True:
+                try:
+                    client.produce(
+                        record.topic, value=record.value, key=record.key,
+                        partition=-1 if record.partition is None else record.partition,
+                        on_delivery=self._delivered, timestamp=record.timestamp_ms or 0,
+                        headers=list(record.headers),
+                    )  # fmt: skip
+                    break
+                except BufferError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    client.poll(_FULL_QUEUE_WAIT_S)
+            client.poll(0)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            if error.fatal() and error.code() != KafkaError._FATAL:
+                self._fatal = self._fatal or error
+            self._failed += 1
+            if self._first_failure is None:
+                self._first_failure = f"{message.topic()}: {describe(error)}"
+
+    def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, CommitOffset], group: GroupMetadata
+    ) -> None:
+        positions = [Theirs(tp.topic, tp.partition, c.offset, c.metadata) for tp, c in offsets.items()]
+        with self._translated("committing the transaction"):
+            self._client.send_offsets_to_transaction(positions, group, self._call_timeout_s)
+
+    def commit_transaction(self) -> None:
+        with self._translated("committing the transaction"):
+            self._client.commit_transaction(self._call_timeout_s)
+
+    def flush(self) -> None:
+        """Waits for every write. Outside a transaction a failed one is `FatalServiceError`; inside one the
+        commit fails instead (librdkafka then requires an abort), as with the kafka-python transport."""
+        with self._translated("flushing alerts"):
+            left = self._client.flush(self._call_timeout_s)
+        if left:
+            raise KafkaUnavailable(
+                f"flushing alerts: {left} writes not delivered within {self._call_timeout_s:.0f} s"
+            )
+        failed, first = self._failed, self._first_failure
+        self._failed, self._first_failure = 0, None
+        if failed and not self._transactional:
+            raise FatalServiceError(f"{failed} writes failed, first: {first}")
+
+    def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        with contextlib.suppress(KafkaException):  # what is left undelivered is not waited for
+            producer.flush(CLOSE_TIMEOUT_S)
+
+    def abandon(self) -> None:
+        """Let go of a producer that may be wedged, without waiting: whatever it still holds is purged, and
+        it is destroyed in a thread of its own (destroying waits for its requests in flight)."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+
+        def destroy(held: list[Producer]) -> None:
+            try:
+                held[0].purge(in_queue=True, in_flight=True, blocking=False)
+                held[0].poll(0)
+            except (KafkaException, RuntimeError):  # already failed: nothing to purge
+                pass
+            held.clear()  # the last reference: librdkafka destroys the client here, not in the caller
+
+        threading.Thread(
+            target=destroy, args=([producer],), name="confluent: abandoning", daemon=True
+        ).start()
