@@ -8,11 +8,12 @@ by assigning the partition again at that offset (`_assign_at`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED, Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as Theirs
 
+from streamdrift.confluent.damage import batch_end
 from streamdrift.confluent.errors import translate_exception, translated_errors
 from streamdrift.confluent.records import Fetched
 from streamdrift.errors import UnreadableBatch
@@ -32,9 +33,17 @@ def ours(partitions: Collection[Theirs]) -> set[TopicPartition]:
 
 class ConsumerBase:
     def __init__(
-        self, consumer: Consumer, *, max_poll_records: int, timeout_s: float, cooperative: bool = False
+        self,
+        consumer: Consumer,
+        *,
+        max_poll_records: int,
+        timeout_s: float,
+        cooperative: bool = False,
+        prober: Callable[[], Consumer] | None = None,
     ) -> None:
         self._consumer = consumer
+        self._prober = prober  # makes a consumer of its own to find where a damaged batch ends
+        self._batch_ends: dict[tuple[TopicPartition, int], int | None] = {}
         self._max_poll_records = max_poll_records
         self._timeout_s = timeout_s
         self._cooperative = cooperative  # incremental (un)assignment: cooperative rebalancing
@@ -62,7 +71,9 @@ class ConsumerBase:
             # past the first damaged records): reading stopped at the later of the two.
             read = fetched.records.get(tp)
             stopped = max(damaged.offset, self._targets.get(tp, -1), read[-1].offset + 1 if read else -1)
-            damaged = UnreadableBatch(tp.topic, tp.partition, stopped, damaged.end, damaged.reason)
+            damaged = UnreadableBatch(
+                tp.topic, tp.partition, stopped, self._batch_end(tp, stopped), damaged.reason
+            )
         for tp in fetched.records:
             self._targets.pop(tp, None)
         self._ends.update(fetched.ends)
@@ -73,6 +84,13 @@ class ConsumerBase:
                 raise damaged
             self._damaged = damaged
         return fetched.records
+
+    def _batch_end(self, tp: TopicPartition, damaged_at: int) -> int | None:
+        """Where the damaged batch at `damaged_at` ends (damage.py), found once per batch."""
+        key = (tp, damaged_at)
+        if key not in self._batch_ends and self._prober is not None:
+            self._batch_ends[key] = batch_end(self._prober, tp, damaged_at, self.watermarks(tp)[1])
+        return self._batch_ends.get(key)
 
     def assignment(self) -> set[TopicPartition]:
         with translated_errors("reading the assignment"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from confluent_kafka import Consumer
@@ -66,10 +66,12 @@ class ConfluentGroupConsumer(ConsumerBase):
         max_poll_records: int,
         timeout_s: float,
         cooperative: bool,
+        prober: Callable[[], Consumer] | None = None,
     ) -> None:
         super().__init__(
-            consumer, max_poll_records=max_poll_records, timeout_s=timeout_s, cooperative=cooperative
-        )
+            consumer, max_poll_records=max_poll_records, timeout_s=timeout_s, cooperative=cooperative,
+            prober=prober,
+        )  # fmt: skip
         self._heartbeat = heartbeat
         self._topics: list[str] = []
         self._handler: RebalanceHandler | None = None

@@ -20,6 +20,7 @@ from streamdrift.ports import CommitOffset, GroupMetadata, OutRecord, TopicParti
 
 CLOSE_TIMEOUT_S = 10.0
 _FULL_QUEUE_WAIT_S = 0.1
+_FATAL_CAUSE_WAIT_S = 1.0
 
 
 class ConfluentProducer:
@@ -45,11 +46,25 @@ class ConfluentProducer:
             yield
         except (KafkaException, BufferError) as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() == KafkaError._FATAL and self._fatal is None:
+                self._learn_fatal_cause()
             if error is not None and error.code() == KafkaError._FATAL and self._fatal is not None:
                 exc = KafkaException(self._fatal)
+            elif error is not None and error.code() == KafkaError._FATAL:
+                # Failed for good, and the cause never came: not an outage a new producer would outlast
+                # (a new one, same transactional id, could fence a newer instance that fenced this one).
+                raise FatalServiceError(f"{action}: {describe(error)}") from exc
             elif error is not None and error.fatal():
                 self._fatal = self._fatal or error
             raise translate_exception(action, exc, transactional=self._transactional) from exc
+
+    def _learn_fatal_cause(self) -> None:
+        """A call reported only `_FATAL`: the cause (a fence, most often) reaches `on_error` through the error
+        callback, which librdkafka serves in `poll`. Served here, briefly, before the error is classified."""
+        deadline = time.monotonic() + _FATAL_CAUSE_WAIT_S
+        while self._fatal is None and self._producer is not None and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # a failed producer may raise from its callbacks
+                self._producer.poll(0.05)
 
     def on_error(self, error: KafkaError) -> None:
         """librdkafka's error callback, for this producer (the transport's connection watch hears it too)."""
@@ -122,7 +137,9 @@ class ConfluentProducer:
         producer, self._producer = self._producer, None
         if producer is None:
             return
-        with contextlib.suppress(KafkaException):  # what is left undelivered is not waited for
+        # What is left undelivered is not waited for; a producer failed for good (fenced) may raise anything
+        # from its callbacks here, and closing must not hide the error that ended the run.
+        with contextlib.suppress(Exception):
             producer.flush(CLOSE_TIMEOUT_S)
 
     def abandon(self) -> None:

@@ -82,8 +82,13 @@ class ConfluentTransport:
         consumer = self._make(Consumer, config, "the consumer")
         return ConfluentGroupConsumer(
             consumer, heartbeat, max_poll_records=max_poll_records, timeout_s=self._timeout_s,
-            cooperative=self.rebalance == "cooperative",
+            cooperative=self.rebalance == "cooperative", prober=self._prober,
         )  # fmt: skip
+
+    def _prober(self) -> Consumer:
+        """A consumer of its own, for finding where a damaged batch ends (damage.py)."""
+        config = {**self._consumer_config("earliest"), "group.id": f"streamdrift-probe-{uuid.uuid4().hex}"}
+        return self._make(Consumer, config, "a consumer")
 
     def reader(self, *, max_poll_records: int = 500, large_fetches: bool = False) -> ConfluentReader:
         config = {

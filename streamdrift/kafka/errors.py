@@ -69,9 +69,11 @@ def _fenced(action: str) -> Fenced:
 
 
 def _refusal(exc: kafka_errors.KafkaError) -> str:
+    """Named by the Kafka protocol's error name (TOPIC_AUTHORIZATION_FAILED), as librdkafka names it too."""
+    name = getattr(exc, "message", None) or type(exc).__name__
     if isinstance(exc, kafka_errors.AuthorizationError):
-        return f"not authorized ({type(exc).__name__}): grant this principal the ACLs the README lists"
-    return f"{type(exc).__name__}: {exc}"
+        return f"not authorized ({name}): grant this principal the ACLs the README lists"
+    return f"{name}: {exc}"
 
 
 def _names(exc: kafka_errors.KafkaError, kinds: tuple[type[kafka_errors.KafkaError], ...]) -> bool:

@@ -50,3 +50,7 @@ class Counters:
     partitions_waiting: int = 0  # assigned, waiting for their restore
     loop_alive_at: float = field(default_factory=time.monotonic)  # the loop's last turn
     broker_answering: bool = True
+
+    def turned(self) -> None:
+        """The loop turned (or is waiting on purpose, not stuck)."""
+        self.loop_alive_at = time.monotonic()

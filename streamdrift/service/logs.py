@@ -34,7 +34,9 @@ def configure_logging(
     # warnings still reach the Kafka adapter's watch for failures no retry can fix (bad credentials,
     # an untrusted certificate), which turns them into one line and an exit.
     logging.basicConfig(level=logging.WARNING if level != "debug" else logging.INFO, stream=out)  # type: ignore[arg-type]
-    kafka_log = logging.getLogger("kafka")
-    kafka_log.setLevel(logging.WARNING if level != "debug" else logging.INFO)
-    kafka_log.propagate = level == "debug"
-    kafka_log.addHandler(logging.NullHandler())
+    # librdkafka's own log (the confluent transport) likewise: its errors reach the adapter as events.
+    for name in ("kafka", "streamdrift.confluent"):
+        library_log = logging.getLogger(name)
+        library_log.setLevel(logging.WARNING if level != "debug" else logging.INFO)
+        library_log.propagate = level == "debug"
+        library_log.addHandler(logging.NullHandler())

@@ -1,10 +1,9 @@
 """The service: wires the parts (docs/ARCHITECTURE.md, "The service's parts") and runs the loop.
 
-One turn: recover what a callback left fatal, apply a config reload, start a producer if the last one was
-rolled back, restore waiting partitions, poll, process each partition's batch into an outcome and hand it to
-the sinks, forward (repartition mode), checkpoint once per `processing.commit_interval_ms`. A fault the
-service outlives (the broker away, a transactional call failing, the group moving on) rolls the interval
-back and the loop carries on from the last checkpoint (`_recover`).
+One turn: raise what a callback left fatal, apply a config reload, start a producer if the last one was rolled
+back, restore waiting partitions, poll, process each partition's batch and hand the outcome to the sinks,
+forward (repartition mode), checkpoint once per `processing.commit_interval_ms`. A fault the service outlives
+rolls the interval back and the loop carries on from the last checkpoint (recovery.py).
 """
 
 from __future__ import annotations
@@ -160,7 +159,7 @@ class DriftService:
         config = self.config
         admin = self.transport.connect()
         try:
-            create_topics(config, admin, self.stop, self._alive)
+            create_topics(config, admin, self.stop, alive=self.counters.turned)
         finally:
             admin.close()
         self.guarantee.start()
@@ -185,12 +184,16 @@ class DriftService:
             with self.lock:
                 self.checkpoint.run(consumer, all_snapshots=True)
         finally:
-            consumer.close()
-            self.guarantee.close()
+            self._close(consumer)
         self.log.info("stopped", **self.summary())
 
-    def _alive(self) -> None:
-        self.counters.loop_alive_at = time.monotonic()
+    def _close(self, consumer: GroupConsumer) -> None:
+        """Close the clients; a failure to close is logged, never raised over what ended the run."""
+        for close in (consumer.close, self.guarantee.close):
+            try:
+                close()
+            except Exception as exc:  # best effort: the run is over either way
+                self.log.warning("closing a Kafka client failed", error=f"{type(exc).__name__}: {exc}")
 
     def _loop(self, consumer: GroupConsumer) -> None:
         interval = self.config.processing.commit_interval_ms / 1000
@@ -198,7 +201,7 @@ class DriftService:
         last_commit = last_summary = time.monotonic()
         events_at_summary = 0
         while not self.stop.is_set():
-            self._alive()
+            self.counters.turned()
             try:
                 if self.rebalancing.fatal is not None:
                     raise self.rebalancing.fatal

@@ -23,7 +23,7 @@ STATE_TOPIC_CONFIG = {
 
 
 def create_topics(
-    config: StreamdriftConfig, admin: Admin, stop: threading.Event, alive: Callable[[], None]
+    config: StreamdriftConfig, admin: Admin, stop: threading.Event, *, alive: Callable[[], None]
 ) -> None:
     """Create the alerts, dead-letter, state (and labels, repartition) topics that are missing, once every
     input topic exists; refuse topics whose partition counts break co-partitioning."""

@@ -114,7 +114,7 @@ def test_a_principal_not_allowed_to_see_its_input_ends_with_one_line(
     assert code == 1, stderr
     last = stderr.splitlines()[-1]
     assert last.startswith(
-        f"streamdrift: describing topic {tag}-in: not authorized (TopicAuthorizationFailed"
+        f"streamdrift: describing topic {tag}-in: not authorized (TOPIC_AUTHORIZATION_FAILED)"
     ), last
     assert "Traceback" not in stderr
 
@@ -159,7 +159,7 @@ def test_a_principal_not_allowed_to_write_its_alerts_ends_with_one_line(
     assert code == 1, stderr
     assert re.fullmatch(
         r"streamdrift: (committing the transaction|sending a record): not authorized "
-        r"\(TopicAuthorizationFailedError\): grant this principal the ACLs the README lists",
+        r"\(TOPIC_AUTHORIZATION_FAILED\): grant this principal the ACLs the README lists",
         stderr.splitlines()[-1],
     ), stderr[-2000:]
     assert "Traceback" not in stderr
