@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import struct
 
 from confluent_kafka import KafkaError
 
@@ -40,6 +41,8 @@ class ConnectionWatch:
         settings = self.settings
         credentials = f"the credentials of user {settings.sasl_plain_username!r} ({settings.sasl_mechanism})"
         if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+            if any(sign in message for sign in _LOST_DURING_SASL):
+                return None  # the connection broke during the exchange (a broker going away): an outage
             if "Unsupported SASL mechanism" in message or "not supported by broker" in message:
                 return f"the broker does not enable SASL {settings.sasl_mechanism}: check sasl_mechanism"
             if "Authentication failed" in message or "invalid credentials" in message:
@@ -51,9 +54,16 @@ class ConnectionWatch:
             return self._untrusted(message)
         if code == KafkaError._TRANSPORT and "connecting to a PLAINTEXT broker listener" in message:
             # The listener closed the connection during the TLS handshake, as a plaintext one does; so does a
-            # broker stopped at that moment, once: several in a row before any connection worked mean TLS.
+            # broker stopped at that moment, or a proxy whose broker is away. Several in a row before any
+            # connection worked, and a plaintext Kafka request answered on that port, mean a plaintext one.
             self.closed_during_tls += 1
-            if self.connecting and self.closed_during_tls >= CLOSED_MEANING_NOT_TLS:
+            broker = _BROKER.match(message)
+            if (
+                self.connecting
+                and self.closed_during_tls >= CLOSED_MEANING_NOT_TLS
+                and broker is not None
+                and answers_plaintext_kafka(broker["host"], int(broker["port"]))
+            ):
                 return NOT_TLS
             return None
         if code == KafkaError._TRANSPORT:
@@ -88,6 +98,8 @@ class ConnectionWatch:
         return self.settings.security().get("ssl_check_hostname", True) is not False
 
 
+# An authentication error whose text says the connection itself failed: nothing about the credentials.
+_LOST_DURING_SASL = ("Broker transport failure", "Disconnected", "Connection refused", "timed out")
 NOT_TLS = "TLS handshake failed: the listener does not speak TLS; check security_protocol, port"
 KEY_NOT_LOADED = (
     "TLS: cannot load the client certificate and key (ssl_certfile, ssl_keyfile): check "
@@ -121,6 +133,24 @@ def certificate_problem(host: str, port: int, cafile: str | None, *, check_hostn
         return None if reason is None else str(reason)
     except (OSError, ValueError):  # unreachable, reset, a CA file Python cannot read: no better reason
         return None
+
+
+def answers_plaintext_kafka(host: str, port: int) -> bool:
+    """Whether a Kafka broker answers a plaintext ApiVersions request (v0) on this port."""
+    client_id = b"streamdrift-probe"
+    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id  # ApiVersions v0, correlation id 1
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as connection:
+            connection.sendall(struct.pack(">i", len(body)) + body)
+            answer = b""
+            while len(answer) < 8:
+                chunk = connection.recv(8 - len(answer))
+                if not chunk:
+                    return False
+                answer += chunk
+    except OSError:
+        return False
+    return struct.unpack(">i", answer[4:8])[0] == 1
 
 
 def _detail(message: str) -> str:

@@ -50,12 +50,15 @@ class ConfluentTransport:
     def _common(self) -> dict[str, Any]:
         """librdkafka's properties of every client; its log goes to Python's logging, its errors to the
         connection watch."""
-        return {
+        common: dict[str, Any] = {
             **self.settings.librdkafka(),
             "client.id": self.settings.client_id,
             "error_cb": self.watch.on_error,
             "logger": log,
         }
+        if log.isEnabledFor(logging.DEBUG):  # `logging.level: debug`: connections and authentication too
+            common["debug"] = "broker,security"
+        return common
 
     def group_consumer(
         self,
@@ -74,7 +77,9 @@ class ConfluentTransport:
             # Static membership: a restarted replica takes its partitions back without a rebalance.
             "group.instance.id": instance_id,
             "session.timeout.ms": session_timeout_ms,
-            "max.poll.interval.ms": max_poll_interval_ms,
+            # librdkafka refuses a poll interval shorter than the session timeout (kafka-python does not): a
+            # member silent for the session timeout is evicted anyway.
+            "max.poll.interval.ms": max(max_poll_interval_ms, session_timeout_ms),
             "partition.assignment.strategy": ASSIGNORS[self.rebalance],
             "statistics.interval.ms": STATISTICS_INTERVAL_MS,
             "stats_cb": heartbeat.on_statistics,

@@ -35,8 +35,8 @@ def configure_logging(
     # an untrusted certificate), which turns them into one line and an exit.
     logging.basicConfig(level=logging.WARNING if level != "debug" else logging.INFO, stream=out)  # type: ignore[arg-type]
     # librdkafka's own log (the confluent transport) likewise: its errors reach the adapter as events.
-    for name in ("kafka", "streamdrift.confluent"):
+    for name, verbose in (("kafka", logging.INFO), ("streamdrift.confluent", logging.DEBUG)):
         library_log = logging.getLogger(name)
-        library_log.setLevel(logging.WARNING if level != "debug" else logging.INFO)
+        library_log.setLevel(logging.WARNING if level != "debug" else verbose)
         library_log.propagate = level == "debug"
         library_log.addHandler(logging.NullHandler())

@@ -11,11 +11,13 @@ The broker is shared by the module; the last test kills and restarts it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,13 +197,34 @@ def test_a_bad_credential_or_certificate_ends_the_service_quickly_with_one_clear
 
 STATE_KEY_SECRET = "state-key-4f1c9a7e2b-never-logged"
 KEY_PASSWORD_VARIABLE = "STREAMDRIFT_TLS_KEY_PASSWORD"
-# What kafka-python logs at INFO, shown by the service only at debug level, when a connection's ApiVersions
-# exchange has worked (it comes before the SASL exchange), and when one is ready.
-API_VERSIONS_DONE = "Broker version identified as"
-CONNECTED = "(connected)>: Connected"
-LOST_DURING_SASL = (
-    "broker_version=(4, 3) (disconnected)>: Connection lost: KafkaConnectionError: socket disconnected"
-)
+
+
+@dataclass(frozen=True)
+class ClientLines:
+    """What a client library logs, shown by the service only at debug level (patterns): a connection's
+    ApiVersions exchange has worked (it comes before the SASL exchange), a connection is ready, and a
+    connection was lost during the SASL exchange."""
+
+    api_versions_done: str
+    connected: str
+    lost_during_sasl: str
+
+
+CLIENT_LINES = {
+    "kafka-python": ClientLines(
+        api_versions_done=re.escape("Broker version identified as"),
+        connected=re.escape("(connected)>: Connected"),
+        lost_during_sasl=re.escape(
+            "broker_version=(4, 3) (disconnected)>: Connection lost: "
+            "KafkaConnectionError: socket disconnected"
+        ),
+    ),
+    "confluent": ClientLines(  # librdkafka's broker states, with `debug: broker,security`
+        api_versions_done=re.escape("Broker changed state APIVERSION_QUERY -> AUTH_HANDSHAKE"),
+        connected=re.escape("Broker changed state AUTH_REQ -> UP"),
+        lost_during_sasl=r"Broker changed state AUTH_(HANDSHAKE|REQ) -> DOWN",
+    ),
+}
 
 
 def produce_events(broker: SecureBroker, topic: str, events: list[tuple[str, bytes]]) -> None:
@@ -235,6 +258,7 @@ def test_no_secret_appears_in_any_output_not_even_at_debug_level(
     services: Callable[[Path, str], Service],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    kafka_client: str,
 ) -> None:
     broker, pki = secure
     tag = unique_name("debug")
@@ -260,8 +284,9 @@ def test_no_secret_appears_in_any_output_not_even_at_debug_level(
     wait_until_caught_up(broker, service, f"{tag}-group", len(events))
     assert service.stop() == 0
     output = service.log_path.read_text()
-    # Debug level: kafka-python's own lines are in the output too, and they are checked with the rest.
-    assert API_VERSIONS_DONE in output and CONNECTED in output
+    # Debug level: the client library's own lines are in the output too, and they are checked with the rest.
+    lines = CLIENT_LINES[kafka_client]
+    assert re.search(lines.api_versions_done, output) and re.search(lines.connected, output)
     assert [secret for secret in secrets if secret in output] == []
 
     validated = subprocess.run(
@@ -298,7 +323,10 @@ def test_no_secret_appears_in_any_output_not_even_at_debug_level(
 
 
 def test_a_broker_killed_during_the_first_sasl_exchange_is_an_outage_not_rejected_credentials(
-    secure: tuple[SecureBroker, Pki], services: Callable[[Path, str], Service], tmp_path: Path
+    secure: tuple[SecureBroker, Pki],
+    services: Callable[[Path, str], Service],
+    tmp_path: Path,
+    kafka_client: str,
 ) -> None:
     broker, pki = secure
     tag = unique_name("killed")
@@ -311,7 +339,7 @@ def test_a_broker_killed_during_the_first_sasl_exchange_is_an_outage_not_rejecte
     try:
         config = secure_config(
             tmp_path, broker, tag, bootstrap=f"localhost:{relay.port}", cafile=pki.ca, password=PASSWORD,
-            level="debug",  # kafka-python's lines show how far the connection got
+            level="debug",  # the client library's lines show how far the connection got
         )  # fmt: skip
         service = services(config, "killed-1")
         service.start()
@@ -319,12 +347,21 @@ def test_a_broker_killed_during_the_first_sasl_exchange_is_an_outage_not_rejecte
         def output() -> str:
             return service.log_path.read_text(errors="replace")
 
-        wait_until(lambda: API_VERSIONS_DONE in output(), "the first connection's ApiVersions exchange", 60)
+        lines = CLIENT_LINES[kafka_client]
+        wait_until(
+            lambda: re.search(lines.api_versions_done, output()) is not None,
+            "the first connection's ApiVersions exchange", 60,
+        )  # fmt: skip
         os.kill(broker.pid_in_file(), signal.SIGKILL)
         wait_until(lambda: not broker.processes(), "the broker to be gone", 30)
-        wait_until(lambda: LOST_DURING_SASL in output(), "the service to lose its connection", 30)
-        before_the_loss = output().partition(LOST_DURING_SASL)[0]
-        assert CONNECTED not in before_the_loss, (
+        wait_until(
+            lambda: re.search(lines.lost_during_sasl, output()) is not None,
+            "the service to lose its connection", 30,
+        )  # fmt: skip
+        loss = re.search(lines.lost_during_sasl, output())
+        assert loss is not None
+        before_the_loss = output()[: loss.start()]
+        assert re.search(lines.connected, before_the_loss) is None, (
             "the broker was killed after the SASL exchange, not during it"
         )
         relay.delay_s = 0.0  # what follows needs no latency: a shorter test
