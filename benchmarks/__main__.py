@@ -1,10 +1,11 @@
-"""`python -m benchmarks [--only NAME] [--events N] [--quick] ...`: run the measurements, print one table.
+"""`python -m benchmarks [--only NAME] [--events N] [--quick] [--transports T,T] [--before REF] ...`: run
+the measurements, print one table.
 
 Needs KAFKA_BOOTSTRAP_SERVERS (`make bench` sets it through tools/with-kafka.sh). Writes every figure to
 .cache/bench/<run id>.json and the children's logs and configs to .cache/bench/<run id>/, where the run id
 is the start time (UTC) and a random suffix that also keeps the run's topic and group names apart. Exits 1
-when a measurement could not be completed (a target that is not met is a figure, not a failure), 2 on bad
-usage.
+when a measurement could not be completed, for one build of the service or all (a target that is not met is
+a figure, not a failure), 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from benchmarks import core, latency, scale, scaleout, throughput
-from benchmarks.broker import Broker
+from benchmarks.broker import BenchError, Broker
 from benchmarks.machine import load_average, machine_info
 from benchmarks.report import Outcome, format_table, write_json
+from benchmarks.variants import TRANSPORTS, build_variants, parse_transports, resolve_commit
 from benchmarks.workspace import Options, Workspace
 
 MEASUREMENTS: dict[str, Callable[[Workspace], Outcome]] = {
@@ -35,6 +38,7 @@ MEASUREMENTS: dict[str, Callable[[Workspace], Outcome]] = {
 }
 # The core (no broker) first; latency uses the throughput figure; the heavy scale measurement goes last.
 RUN_ORDER = ("core", "throughput", "latency", "scaleout", "scale")
+SERVICE_MEASUREMENTS = {"throughput", "latency", "scaleout", "scale"}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -60,15 +64,33 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--seconds", type=float, help="latency: seconds of production (default 60, quick 15)")
     parser.add_argument("--commit-interval-ms", type=int, default=500, help="the service's commit interval")
     parser.add_argument(
-        "--repeat", type=int, help="service runs in throughput and scale-out (default 2, quick 1); medians"
+        "--repeat",
+        type=int,
+        help="rounds of service runs: throughput and scale-out (default 2, quick 1), latency (default 1)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="throughput: also profile the service (py-spy)"
+    )
+    parser.add_argument(
+        "--transports",
+        default=",".join(TRANSPORTS),
+        help=f"run the service once per transport, side by side (default {','.join(TRANSPORTS)})",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        help="also run the service from this git commit (on kafka-python), interleaved with the current code",
     )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     if args.events is not None and args.events < 1000:
         parser.error("--events must be at least 1000")
+    try:
+        transports = parse_transports(args.transports)
+        if args.before is not None:
+            resolve_commit(REPO, args.before)
+    except ValueError as exc:
+        parser.error(str(exc))
     return Options(
         only=tuple(args.only or MEASUREMENTS),
         quick=args.quick,
@@ -80,6 +102,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         repeat=args.repeat,
         profile=args.profile,
         seed=args.seed,
+        transports=transports,
+        before=args.before,
     )
 
 
@@ -87,11 +111,14 @@ def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every scope: children stopped, topics deleted
 
 
-def run(options: Options, bootstrap: str, run_id: str) -> list[Outcome]:
+def run(options: Options, bootstrap: str, run_id: str, machine: dict[str, Any]) -> list[Outcome]:
     broker = Broker(bootstrap)
     workspace = Workspace(bootstrap=bootstrap, options=options, repo=REPO, run_id=run_id, broker=broker)
     print(f"benchmarks: run {run_id}, logs in {workspace.run_dir}", file=sys.stderr)
     try:
+        if SERVICE_MEASUREMENTS.intersection(options.only):
+            workspace.variants = build_variants(REPO, workspace.run_dir, options.transports, options.before)
+            machine["service_builds"] = [variant.as_dict() for variant in workspace.variants]
         for name in RUN_ORDER:
             if name not in options.only:
                 continue
@@ -124,10 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info(REPO)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
     try:
-        outcomes = run(options, bootstrap, run_id)
+        outcomes = run(options, bootstrap, run_id, machine)
     except KeyboardInterrupt:
         print("benchmarks: interrupted; children stopped, topics deleted", file=sys.stderr)
         return 130
+    except BenchError as exc:  # the builds to measure could not be prepared
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        return 1
     machine["load_average_at_end"] = load_average()
     print(format_table(outcomes, machine))
     profile = next((o.details["profile"] for o in outcomes if "profile" in o.details), None)
@@ -140,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {pct:5.1f}%  {frame}")
     path = write_json(REPO / ".cache" / "bench", run_id, outcomes, machine, options.as_dict())
     print(f"\nresults: {path}")
-    return 1 if any(outcome.error for outcome in outcomes) else 0
+    return 1 if any(outcome.error or outcome.details.get("failed_builds") for outcome in outcomes) else 0
 
 
 if __name__ == "__main__":

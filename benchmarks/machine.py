@@ -56,6 +56,14 @@ def code_version(repo: Path) -> dict[str, Any]:
     }
 
 
+def _librdkafka() -> str:
+    try:
+        import confluent_kafka  # noqa: PLC0415 -- an optional extra
+    except ImportError:
+        return "not installed"
+    return str(confluent_kafka.libversion()[0])
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -69,6 +77,8 @@ def machine_info(repo: Path) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "kafka_python": _version("kafka-python"),
+        "confluent_kafka": _version("confluent-kafka"),
+        "librdkafka": _librdkafka(),
         "crc32c": _version("crc32c"),
         "river": _version("river"),
         "orjson": _version("orjson"),

@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks.broker import BenchError
 from benchmarks.service import start_service, wait_for_events
+from benchmarks.variants import Variant
 from benchmarks.workspace import Scope
 
 TOP = 12
@@ -50,8 +51,8 @@ def summarise(collapsed: Path) -> dict[str, Any]:
     return {"file": str(collapsed), "samples": samples, "top_own": top(own), "top_inclusive": top(inclusive)}
 
 
-def profile_service(scope: Scope, input_topic: str, total: int) -> dict[str, Any]:
-    setup = scope.service_config("profiled", input_topic)
+def profile_service(scope: Scope, input_topic: str, total: int, variant: Variant) -> dict[str, Any]:
+    setup = scope.service_config("profiled", input_topic, variant)
     service = start_service(scope.children, "profiled", setup, instance_id="profiled-0")
     timeout = max(900.0, total / 200)
     wait_for_events(service, total // 10, timeout=timeout)
@@ -67,4 +68,4 @@ def profile_service(scope: Scope, input_topic: str, total: int) -> dict[str, Any
     service.stop(timeout=60.0)
     if not output.exists():
         raise BenchError(f"py-spy wrote no profile:\n{spy.tail()}")
-    return summarise(output)
+    return {**summarise(output), "service_build": variant.name}

@@ -59,6 +59,7 @@ def format_table(outcomes: Sequence[Outcome], machine: dict[str, Any]) -> str:
     out.append(
         f"machine: {machine['nproc']} cores ({machine['cpu_model']}), {machine['ram_gib']} GiB RAM, "
         f"python {machine['python']}, kafka-python {machine['kafka_python']} (crc32c {machine['crc32c']}), "
+        f"confluent-kafka {machine.get('confluent_kafka')} (librdkafka {machine.get('librdkafka')}), "
         f"river {machine['river']}, streamdrift {machine['streamdrift']}"
     )
     code = machine.get("code", {})
@@ -68,6 +69,12 @@ def format_table(outcomes: Sequence[Outcome], machine: dict[str, Any]) -> str:
             f"code: commit {code.get('commit')}"
             + (f" plus uncommitted changes to {len(dirty)} streamdrift file(s)" if dirty else "")
         )
+    for build in machine.get("service_builds", []):
+        if build.get("commit"):
+            out.append(
+                f"before: {build['ref']} = commit {build['commit'][:12]}, run from {build['code_dir']} "
+                "(PYTHONPATH), kafka-python, its config without kafka.client"
+            )
     load_start, load_end = machine.get("load_average_at_start"), machine.get("load_average_at_end")
     if load_start and load_end:
         out.append(

@@ -6,7 +6,8 @@ start in one consumer group and settle — one partition each — while the even
 read_committed consumers; then the transaction commits and both start reading at once, so neither startup
 nor the initial rebalance falls into the measurement. Then one instance reads the same topic alone, in a
 group of its own. Each rate is taken over the steady middle (20% to 80% of the events); the pair's from the
-sum of both instances' progress. Rounds repeat all of it on a new topic; the figures are medians.
+sum of both instances' progress. Rounds repeat all of it on a new topic; the figures are medians. In each
+round every build (`variants.py`) does all of it in turn, each on a topic of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from typing import Any
 
 from benchmarks.broker import BenchError, fill_topic_held_back
@@ -23,6 +25,7 @@ from benchmarks.processes import ChildProcess
 from benchmarks.rates import combined, steady_rate
 from benchmarks.report import Outcome, Row, events_per_s
 from benchmarks.service import events_of, log_events, log_time, progress, start_service, wait_for_events
+from benchmarks.variants import Variant, compare, succeeded, tagged
 from benchmarks.workspace import Scope, Workspace
 
 DEFAULT_EVENTS = 300_000
@@ -93,13 +96,13 @@ def busy_cores(service: ChildProcess, start: float, end: float) -> float | None:
     return round((last.system_busy_s - first.system_busy_s) / (last.received - first.received), 2)
 
 
-def one_round(scope: Scope, label: str, total: int, seed: int) -> dict[str, Any]:
-    """A held-back topic; the pair over it, then one instance alone. Returns both rates and the details."""
+def one_round(scope: Scope, label: str, total: int, seed: int, variant: Variant) -> dict[str, Any]:
+    """A held-back topic; the pair of `variant` over it, then one instance alone: both rates, the details."""
     timeout = max(900.0, total / 200)
     input_topic = scope.input_topic(label)
     held = fill_topic_held_back(scope.bootstrap, input_topic, EventStream(EventShape(), seed=seed), total)
     try:
-        pair_setup = scope.service_config(f"{label}-pair", input_topic)
+        pair_setup = scope.service_config(f"{label}-pair", input_topic, variant)
         pair = [
             start_service(scope.children, f"{label}-pair-{name}", pair_setup, instance_id=f"pair-{name}")
             for name in ("a", "b")
@@ -123,13 +126,14 @@ def one_round(scope: Scope, label: str, total: int, seed: int) -> dict[str, Any]
         for line in service.lines()
         if line.fields.get("event") == "partitions assigned" and log_time(line) > released
     )
-    single_setup = scope.service_config(f"{label}-single", input_topic)
+    single_setup = scope.service_config(f"{label}-single", input_topic, variant)
     single = start_service(scope.children, f"{label}-single", single_setup, instance_id="one")
     wait_for_events(single, total, timeout=timeout)
     single.stop(timeout=60.0)
     one = steady_rate(progress(single), total)
     print(
-        f"scale-out: two instances {two.events_per_s:,.0f} ev/s, one {one.events_per_s:,.0f} ev/s",
+        f"scale-out: {variant.title}: two instances {two.events_per_s:,.0f} ev/s, "
+        f"one {one.events_per_s:,.0f} ev/s",
         file=sys.stderr,
     )
     scope.drop_topics(
@@ -156,27 +160,60 @@ def one_round(scope: Scope, label: str, total: int, seed: int) -> dict[str, Any]
 
 
 def measure(workspace: Workspace) -> Outcome:
-    options = workspace.options
+    options, variants = workspace.options, workspace.variants
     total = options.events or (QUICK_EVENTS if options.quick else DEFAULT_EVENTS)
     repeats = options.repeat or (1 if options.quick else 2)
     outcome = Outcome(name="scaleout")
+    rounds: dict[str, list[dict[str, Any]]] = {variant.name: [] for variant in variants}
     with workspace.scope("scaleout") as scope:
-        rounds = [one_round(scope, f"round{i}", total, options.seed + i) for i in range(1, repeats + 1)]
-    two = statistics.median(r["two_instances_events_per_s"] for r in rounds)
-    one = statistics.median(r["one_instance_events_per_s"] for r in rounds)
-    ratios = [r["ratio"] for r in rounds]
+        for i in range(1, repeats + 1):
+            for variant in variants:
+                label = f"r{i}-{variant.name}"
+                found = scope.attempt(
+                    variant, partial(one_round, scope, label, total, options.seed + i, variant)
+                )
+                if found is not None:
+                    rounds[variant.name].append(found)
+        failed = dict(scope.failed)
     outcome.details.update(
-        {"events": total, "repeats": repeats, "rounds": rounds, "median_ratio": statistics.median(ratios)}
+        {
+            "events": total,
+            "repeats": repeats,
+            "run_order_per_round": [variant.name for variant in variants],
+            "variants": {},
+        }
     )
-    outcome.rows.append(
-        Row(
-            measurement="scale-out: 2 instances, 1 partition each",
-            figure=f"{events_per_s(two)} (ratios per round {', '.join(f'{r:.2f}' for r in ratios)})",
-            reference=f"1 instance {events_per_s(one)}; target ≥ {TARGET_RATIO:.1f}x",
-            ratio=f"{statistics.median(ratios):.2f}",
-            met=statistics.median(ratios) >= TARGET_RATIO,
+    medians: dict[str, dict[str, float | None]] = {"two": {}, "one": {}, "ratio": {}}
+    for variant in succeeded(outcome, variants, failed):
+        done = rounds[variant.name]
+        two = medians["two"][variant.name] = statistics.median(r["two_instances_events_per_s"] for r in done)
+        one = medians["one"][variant.name] = statistics.median(r["one_instance_events_per_s"] for r in done)
+        ratios = [r["ratio"] for r in done]
+        median_ratio = medians["ratio"][variant.name] = statistics.median(ratios)
+        outcome.details["variants"][variant.name] = {
+            **variant.as_dict(),
+            "rounds": done,
+            "two_instances_events_per_s_median": round(two, 1),
+            "one_instance_events_per_s_median": round(one, 1),
+            "median_ratio": median_ratio,
+        }
+        outcome.rows.append(
+            Row(
+                measurement=tagged("scale-out: 2 instances, 1 partition each", variant),
+                figure=f"{events_per_s(two)} (ratios per round {', '.join(f'{r:.2f}' for r in ratios)})",
+                reference=f"1 instance {events_per_s(one)}; target ≥ {TARGET_RATIO:.1f}x",
+                ratio=f"{median_ratio:.2f}",
+                met=median_ratio >= TARGET_RATIO,
+            )
         )
-    )
+        _cpu_row(outcome, variant, done)
+    compare(outcome, "scale-out 2 instances", medians["two"], events_per_s)
+    compare(outcome, "scale-out 1 instance", medians["one"], events_per_s)
+    compare(outcome, "scale-out ratio 2 / 1", medians["ratio"], lambda x: f"{x:.2f}x")
+    return outcome
+
+
+def _cpu_row(outcome: Outcome, variant: Variant, rounds: list[dict[str, Any]]) -> None:
     cpu = [r["cpu_ratio_pair_to_single"] for r in rounds if r["cpu_ratio_pair_to_single"] is not None]
     busy = [
         r["machine_busy_cores_pair_window"] for r in rounds if r["machine_busy_cores_pair_window"] is not None
@@ -184,7 +221,7 @@ def measure(workspace: Workspace) -> Outcome:
     if cpu:
         outcome.rows.append(
             Row(
-                measurement="scale-out: CPU seconds for the topic, pair / one",
+                measurement=tagged("scale-out: CPU seconds for the topic, pair / one", variant),
                 figure=f"{statistics.median(cpu):.2f}x"
                 + (
                     f" (machine busy: {statistics.median(busy):.1f} of {os.cpu_count()} cores, pair's window)"
@@ -194,4 +231,3 @@ def measure(workspace: Workspace) -> Outcome:
                 reference="1.00x = no coordination overhead",
             )
         )
-    return outcome

@@ -1,7 +1,8 @@
 """streamdrift as a user runs it: a generated config file and `streamdrift run --config FILE` as a child.
 
 Its JSON log lines on stderr are the measurement: `summary` (cumulative `events`, one a second with
-`logging.summary_interval_s: 1`), `partitions restored`, `state restored` (with `seconds`), `stopped`.
+`logging.summary_interval_s: 1`), `partitions restored`, `state restored` (with `seconds`), `stopped`. Its
+`started` line tells which build runs (`variants.py`): a child running another is stopped at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from benchmarks.broker import BenchError
 from benchmarks.processes import ChildProcess, Children, Line
 from benchmarks.rates import Sample
+from benchmarks.variants import Variant
 
 STATE_KEY = "streamdrift-benchmark-state-key-0123456789"  # an HMAC key for the run's throwaway state topics
 
@@ -60,10 +62,19 @@ def write_config(
     group_id: str,
     topics: ServiceTopics,
     commit_interval_ms: int,
+    client: str | None,
     defaults: dict[str, Any] | None = None,
 ) -> Path:
+    """The service's config; `client` is `kafka.client`, left out when None (code older than the key)."""
+    kafka: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "client_id": "streamdrift-bench",
+    }
+    if client is not None:
+        kafka["client"] = client
     config: dict[str, Any] = {
-        "kafka": {"bootstrap_servers": bootstrap, "group_id": group_id, "client_id": "streamdrift-bench"},
+        "kafka": kafka,
         "topics": {
             "input": [topics.input],
             "alerts": topics.alerts,
@@ -96,20 +107,31 @@ def streamdrift_command() -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceSetup:
-    """One deployment: a config file, its consumer group, and its topics."""
+    """One deployment of one build: a config file, its consumer group, and its topics."""
 
     config: Path
     group: str
     topics: ServiceTopics
+    variant: Variant
 
 
 def start_service(children: Children, name: str, setup: ServiceSetup, *, instance_id: str) -> ChildProcess:
-    return children.start(
+    """The service child, once its `started` line shows it runs the build of `setup`."""
+    variant = setup.variant
+    service = children.start(
         name,
         [streamdrift_command(), "run", "--config", str(setup.config)],
-        env={"STREAMDRIFT_STATE_KEY": STATE_KEY, "STREAMDRIFT_INSTANCE_ID": instance_id},
+        env={"STREAMDRIFT_STATE_KEY": STATE_KEY, "STREAMDRIFT_INSTANCE_ID": instance_id, **variant.env()},
         json_stream="stderr",
     )
+    started = service.wait_for(
+        lambda line: line.fields.get("event") == "started", what="its started line", timeout=120.0
+    )
+    wrong = variant.check_started(started.fields)
+    if wrong is not None:
+        service.stop(timeout=15.0)
+        raise BenchError(f"{name} should run {variant.title} but {wrong}")
+    return service
 
 
 def log_time(line: Line) -> float:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchmarks.broker import Broker
 from benchmarks.processes import ChildProcess, Children
 from benchmarks.report import Outcome
 from benchmarks.service import ServiceSetup, ServiceTopics, write_config
+from benchmarks.variants import TRANSPORTS, Variant
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,9 +33,11 @@ class Options:
     rate: float | None = None  # latency: events/s (default: half the measured service throughput)
     latency_seconds: float | None = None
     commit_interval_ms: int = 500
-    repeat: int | None = None  # service runs per throughput and scale-out measurement
+    repeat: int | None = None  # rounds of service runs in throughput, scale-out and latency
     profile: bool = False
     seed: int = 42
+    transports: tuple[str, ...] = TRANSPORTS  # the current code once per transport (`kafka.client`)
+    before: str | None = None  # a git ref: its code on kafka-python runs too, interleaved with the current
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -44,6 +50,7 @@ class Workspace:
     repo: Path
     run_id: str
     broker: Broker
+    variants: tuple[Variant, ...] = ()  # the builds each service measurement runs, in their order per round
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
     @property
@@ -73,6 +80,23 @@ class Scope:
         self.children = Children(self.dir, workspace.repo)
         self.topic_names: set[str] = set()
         self.cleanup_problems: list[str] = []
+        self.failed: dict[str, str] = {}  # build name -> what went wrong
+
+    def attempt(self, variant: Variant, work: Callable[[], T]) -> T | None:
+        """`work` for one build, or None when that build has failed (now or in an earlier round): the failure
+        is noted and the children `work` started are stopped, and the other builds still run."""
+        if variant.name in self.failed:
+            return None
+        started = len(self.children.running)
+        try:
+            return work()
+        except Exception as exc:  # reported with the build's figures; the other builds still run
+            traceback.print_exc()
+            self.failed[variant.name] = f"{type(exc).__name__}: {exc}"
+            for child in self.children.running[started:]:
+                if child.exit is None:
+                    child.stop(timeout=15.0)
+            return None
 
     @property
     def bootstrap(self) -> str:
@@ -89,9 +113,9 @@ class Scope:
         return name
 
     def service_config(
-        self, label: str, input_topic: str, *, defaults: dict[str, Any] | None = None
+        self, label: str, input_topic: str, variant: Variant, *, defaults: dict[str, Any] | None = None
     ) -> ServiceSetup:
-        """A deployment reading `input_topic` with its own group and its own alerts and state topics."""
+        """A deployment of `variant` reading `input_topic` with its own group, alerts and state topics."""
         group = self.prefix(label)
         topics = ServiceTopics.around(input_topic, group)
         self.topic_names.update(topics.created_by_service())
@@ -102,9 +126,10 @@ class Scope:
             group_id=group,
             topics=topics,
             commit_interval_ms=self.workspace.options.commit_interval_ms,
+            client=variant.client,
             defaults=defaults,
         )
-        return ServiceSetup(config=config, group=group, topics=topics)
+        return ServiceSetup(config=config, group=group, topics=topics, variant=variant)
 
     def drop_topics(self, names: list[str]) -> None:
         """Delete topics the measurement no longer needs (the rest go when the scope closes)."""

@@ -20,7 +20,8 @@ from streamdrift.errors import UnreadableBatch
 from streamdrift.ports import Batch, Bound, TopicPartition
 
 READ_TO_END_TIMEOUT_S = 1.0  # unanswered this long: not known to be read to its end
-_NOT_FETCHING = frozenset({KafkaError._STATE, KafkaError._UNKNOWN_PARTITION})
+# A seek librdkafka refuses because the partition's fetching has not started yet (or is being restarted).
+_NOT_FETCHING = frozenset({KafkaError._STATE, KafkaError._UNKNOWN_PARTITION, KafkaError._OUTDATED})
 
 
 def theirs(tp: TopicPartition, offset: int | None = None) -> Theirs:

@@ -258,7 +258,10 @@ class Ledger:
 
 
 def replay_from(committed: CommitOffset) -> int | None:
-    """Where a restore must read from, recorded with a committed offset (None: not recorded)."""
+    """Where a restore must read from, recorded with a committed offset (None: not recorded, or not readable:
+    the oldest snapshot then bounds it)."""
     if not committed.metadata.startswith(REPLAY_FROM_PREFIX):
         return None
-    return min(committed.offset, int(committed.metadata.removeprefix(REPLAY_FROM_PREFIX)))
+    # A C client may store the metadata with its terminating NUL (librdkafka does, read by kafka-python).
+    text = committed.metadata.removeprefix(REPLAY_FROM_PREFIX).rstrip("\x00")
+    return min(committed.offset, int(text)) if text.isdigit() else None

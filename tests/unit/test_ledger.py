@@ -311,6 +311,9 @@ def test_committed_offsets_carry_the_oldest_event_and_label_outside_a_snapshot()
         (CommitOffset(50, "streamdrift.replay_from=50"), 50),
         (CommitOffset(50, ""), None),
         (CommitOffset(50, "committed by another tool"), None),
+        # librdkafka stores the metadata with its C string's NUL; kafka-python reads it back so.
+        (CommitOffset(130, "streamdrift.replay_from=100\x00"), 100),
+        (CommitOffset(130, "streamdrift.replay_from=garbled"), None),
     ],
 )
 def test_replay_from_reads_the_committed_metadata(committed: CommitOffset, expected: int | None) -> None:
