@@ -150,7 +150,8 @@ def answers_plaintext_kafka(host: str, port: int) -> bool:
                 answer += chunk
     except OSError:
         return False
-    return struct.unpack(">i", answer[4:8])[0] == 1
+    correlation_id: int = struct.unpack(">i", answer[4:8])[0]
+    return correlation_id == 1
 
 
 def _detail(message: str) -> str:
