@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -128,6 +129,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"streamdrift: unexpected error: {type(exc).__name__}: {_one_line(str(exc))}\n")
         return EXIT_FAILURE
     return code
+
+
+def console() -> NoReturn:
+    """The `streamdrift` command: `main`, then the exit. With librdkafka loaded the exit skips the
+    interpreter's finalization: a client given up on (a first connection that failed for good) may still have
+    librdkafka threads calling back into Python, and finalizing under them has crashed the process (SIGSEGV
+    after the one-line error), losing the exit code."""
+    code = main()
+    if "confluent_kafka" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _one_line(message: str) -> str:
