@@ -6,7 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from streamdrift.config import StreamdriftConfig, load_config
 from streamdrift.errors import ConfigError
@@ -17,7 +17,7 @@ from streamdrift.report.progress import ProgressLine
 from streamdrift.report.render import ReportContext, require_matplotlib, write_report
 
 if TYPE_CHECKING:
-    from streamdrift.ports import Bound
+    from streamdrift.ports import Bound, InRecord
 
 
 def replay_file(
@@ -145,7 +145,7 @@ def _lines(lines: Iterable[bytes]) -> Iterator[Line]:
 
 def _topic_records(
     config: StreamdriftConfig, topic: str, first: Bound | None, last: Bound | None
-) -> Iterator[Any]:
+) -> Iterator[InRecord]:
     """The range's records, partition after partition."""
     from streamdrift.reading import read_range
     from streamdrift.transports import open_transport
