@@ -216,11 +216,28 @@ def test_failures_no_retry_fixes_are_worded_as_the_kafka_python_transport_words_
     assert explain_construction('No such configuration property: "sasl.nope"') is None
 
 
-def test_a_plaintext_listener_is_named_after_three_closed_handshakes_in_a_row_and_an_outage_never() -> None:
+def test_a_plaintext_listener_is_named_after_three_closed_handshakes_in_a_row_and_an_outage_never(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a plaintext Kafka request to the port gets: an answer from a plaintext listener, none from a
+    # proxy whose broker is away (stood in for here: the real probe is tested against a broker).
+    answers = {"value": False}
+    probed: list[tuple[str, int]] = []
+
+    def probe(host: str, port: int) -> bool:
+        probed.append((host, port))
+        return answers["value"]
+
+    monkeypatch.setattr(connection, "answers_plaintext_kafka", probe)
     watch = ConnectionWatch(settings())
     for message in (PLAINTEXT_LISTENER, PLAINTEXT_LISTENER, REFUSED, PLAINTEXT_LISTENER, PLAINTEXT_LISTENER):
         watch.on_error(KafkaError(E._TRANSPORT, message))
     assert watch.cause is None  # a broker stopped during a handshake, then refusing: not in a row
+    assert probed == []
+    watch.on_error(KafkaError(E._TRANSPORT, PLAINTEXT_LISTENER))
+    assert watch.cause is None  # three in a row, but no plaintext Kafka answers there: not named
+    assert probed == [("127.0.0.1", 9092)]
+    answers["value"] = True
     watch.on_error(KafkaError(E._TRANSPORT, PLAINTEXT_LISTENER))
     assert watch.cause is not None and "the listener does not speak TLS" in watch.cause
 
