@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from streamdrift.core.alert import DriftAlert, RecordSource
-from streamdrift.core.columns import take_columns
 from streamdrift.core.detectors import DRIFT, NO_CHANGE, WARNING
 from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.feature_signals import FeatureSignals
 from streamdrift.core.judge import Judge, Observer
+from streamdrift.core.lanes import Queue, SteadyModels, plain_values
 from streamdrift.core.output_signals import OutputSignals
 from streamdrift.core.plan import Policies
 from streamdrift.core.skips import NON_FINITE, NON_NUMERIC, NOT_BINARY, TOO_MANY_SIGNALS, TYPE_MISMATCH
@@ -102,6 +102,7 @@ class Monitor:
         self._outputs = OutputSignals(
             self._judge, labels=self.labels, max_classes=self.limits.max_classes_per_model
         )
+        self._steady = SteadyModels()  # models whose plain events skip the full path (lanes.py)
 
     @property
     def policies(self) -> Policies:
@@ -125,6 +126,7 @@ class Monitor:
         self._judge.observer = observer
         if observer is not None:
             for model in self.models.values():
+                self._steady.unsteady(model)
                 for track in model.each_track():
                     track.disarm()
 
@@ -135,7 +137,9 @@ class Monitor:
         return model
 
     def process(self, event: InferenceEvent, source: RecordSource, *, live: bool = True) -> list[DriftAlert]:
+        """One event through the full path: every value fed and judged."""
         model = self.model(event.model_id)
+        self._steady.unsteady(model)
         self.dirty.add(event.model_id)
         model.events += 1
         alerts: list[DriftAlert] = []
@@ -146,28 +150,51 @@ class Monitor:
             self._judge.close_window(model, event, source, out)
         return alerts
 
-    def process_batch(
+    def process_many(
         self,
-        model_id: str,
         events: Sequence[InferenceEvent],
         source: Callable[[int], RecordSource],
         *,
         live: bool = True,
     ) -> list[tuple[int, list[DriftAlert]]]:
-        """Events of one model, in order, and the source of the i-th: the same alerts and state as `process`
-        on each in turn, each list of alerts with the index of the event that triggered it.
+        """Events of any models in record order, and the source of the i-th: the same alerts and state as
+        `process` on each in turn, each list of alerts with the index of the event that triggered it.
 
-        Cheaper per event: over the leading events that only armed tracks need, each track takes its
-        column of values at once (columns.py)."""
-        model = self.model(model_id)
-        self.dirty.add(model_id)
-        done = 0 if self._judge.observer is not None else take_columns(model, events)
-        found = []
+        Cheaper per event: the plain events of steady models go to River in one call (lanes.py), whatever
+        the number of models the batch is spread over."""
+        found: list[tuple[int, list[DriftAlert]]] = []
         process = self.process
-        for index in range(done, len(events)):
-            alerts = process(events[index], source(index), live=live)
-            if alerts:
-                found.append((index, alerts))
+        if self._judge.observer is not None:  # every value to the observer: the full path
+            for index, event in enumerate(events):
+                if alerts := process(event, source(index), live=live):
+                    found.append((index, alerts))
+            return found
+        models, dirty = self.models, self.dirty
+        shapes, find = self._steady.shapes, self._steady.find
+        queue = Queue()
+        index, total = 0, len(events)
+        while index < total:
+            # Queue the plain events up to the next that is not plain, or the end.
+            while index < total:
+                event = events[index]
+                model_id = event.model_id
+                model = models.get(model_id)
+                if model is None:
+                    break
+                shape = shapes.get(model_id) or find(model)
+                if shape is None or (values := plain_values(shape, event)) is None:
+                    break
+                queue.add(index, shape, values)
+                dirty.add(model_id)
+                index += 1
+            if queue:
+                drifted = queue.feed()
+                if drifted is not None:
+                    index = drifted  # it runs the full path now; the events queued after it are queued again
+            if index < total:
+                if alerts := process(events[index], source(index), live=live):
+                    found.append((index, alerts))
+                index += 1
         return found
 
     def label(
@@ -178,6 +205,7 @@ class Monitor:
         join = model.join
         if join is None:
             raise ValueError("late labels need a labels policy (Policies.labels)")
+        self._steady.unsteady(model)
         self.dirty.add(model_id)
         join.position = source.offset + 1
         delay = join.label(event_id, label, source.timestamp_ms, live, self.labels)
@@ -194,7 +222,9 @@ class Monitor:
 
     def export_model(self, model_id: str) -> dict[str, Any]:
         """A model's state as plain containers around River's objects: the body of a snapshot."""
-        return export_model(self.models[model_id])
+        model = self.models[model_id]
+        self._steady.unsteady(model)
+        return export_model(model)
 
     def restore_model(self, model_id: str, state: dict[str, Any]) -> int:
         """Rebuild a model from `export_model`'s output under the current config.
@@ -204,6 +234,7 @@ class Monitor:
         `SnapshotRejected` and leaves the model absent, never half restored.
         """
         self.models.pop(model_id, None)
+        self._steady.forget(model_id)
         try:
             if not isinstance(state, dict) or _EXPORTED_KEYS - state.keys():
                 raise TypeError(f"a {type(state).__name__}, not the dict of an exported model")
@@ -231,4 +262,5 @@ class Monitor:
 
     def drop_model(self, model_id: str) -> None:
         self.models.pop(model_id, None)
+        self._steady.forget(model_id)
         self.dirty.discard(model_id)
