@@ -29,6 +29,13 @@ class ProcessingSettings(Strict):
         description="a changed model's detectors are snapshotted at most this often (0: at every commit); "
         "after a restart the input since each model's last snapshot is replayed, alerts muted",
     )
+    max_snapshots_per_s: int = Field(
+        1_000,
+        ge=0,
+        description="at most this many model snapshots a second (0: no limit), those snapshotted longest "
+        "ago first: bounds the cost of keeping state whatever the model count; with more changed models than "
+        "this times snapshot_interval_ms, each model's snapshot is older and a restart replays more input",
+    )
     max_poll_records: int = Field(2_000, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     state_key: str | None = Field(

@@ -6,7 +6,8 @@ interval durable in numbered steps (docs/ARCHITECTURE.md, "The checkpoint"):
      events its snapshot reflects: at_least_once would lose that alert on a crash in between);
   2. snapshots: each changed model that is due (never snapshotted, or not for `snapshot_interval_ms`; every
      changed model on revocation, reload and shutdown) goes to the state topic, partition = the model's home
-     partition, holding the next input offset it reflects;
+     partition, holding the next input offset it reflects — within `max_snapshots_per_s` (`SnapshotBudget`),
+     those snapshotted longest ago first;
   3. offsets: the pending input offsets, each carrying where a restore must read from (ledger.py);
   4. commit: exactly_once `send_offsets_to_transaction` + `commit_transaction`; at_least_once flush (every
      send must have succeeded) + commit the offsets (guarantees.py).
@@ -26,6 +27,7 @@ from typing import Protocol
 
 from prometheus_client import Histogram
 
+from streamdrift.config.processing import ProcessingSettings
 from streamdrift.ports import GroupConsumer
 from streamdrift.service.counters import Counters
 from streamdrift.service.effects import Effects
@@ -43,6 +45,33 @@ class ModelStates(Protocol):
     def export_model(self, model_id: str) -> dict[str, object]: ...
 
 
+class SnapshotBudget:
+    """At most `per_s()` snapshots a second on average (0: no limit), so that the cost of keeping state is
+    bounded per second, not per model: with more changed models than that, each waits its turn (the least
+    recently snapshotted first, ledger.py) and a restore replays a longer stretch of input instead.
+
+    A token bucket holding at most one second's worth: a checkpoint after a long one does not write a burst.
+    """
+
+    def __init__(self, per_s: Callable[[], int]) -> None:
+        self.per_s = per_s
+        self.tokens = 0.0
+        self.filled_at: float | None = None
+
+    def allowance(self, now: float) -> int | None:
+        """How many snapshots a checkpoint may write now (None: any number)."""
+        rate = self.per_s()
+        if rate <= 0:
+            return None
+        elapsed = 1.0 if self.filled_at is None else now - self.filled_at
+        self.tokens = min(float(rate), self.tokens + elapsed * rate)
+        self.filled_at = now
+        return int(self.tokens)
+
+    def spent(self, snapshots: int) -> None:
+        self.tokens -= snapshots
+
+
 class Checkpoint:
     def __init__(
         self,
@@ -55,12 +84,13 @@ class Checkpoint:
         effects: Effects,
         counters: Counters,
         duration: Histogram,
-        snapshot_interval_s: Callable[[], float],
+        settings: Callable[[], ProcessingSettings],
     ) -> None:
         self.ledger, self.models, self.state = ledger, models, state
         self.guarantee, self.sinks, self.effects = guarantee, sinks, effects
         self.counters, self.duration = counters, duration
-        self.snapshot_interval_s = snapshot_interval_s
+        self.settings = settings  # the config's processing section in force (a reload replaces it)
+        self.budget = SnapshotBudget(lambda: self.settings().max_snapshots_per_s)
         self.refused_since: float | None = None  # checkpoints refused in a row since (None: the last worked)
 
     def run(
@@ -72,13 +102,18 @@ class Checkpoint:
             return  # being replaced: everything since the last checkpoint was rolled back
         started = time.monotonic()
         due = self.ledger.snapshots_due(
-            self.models.dirty, not_before=started - self.snapshot_interval_s(), everything=all_snapshots
+            self.models.dirty,
+            not_before=started - self.settings().snapshot_interval_ms / 1000,
+            everything=all_snapshots,
+            limit=None if all_snapshots else self.budget.allowance(started),
         )
         if not self.ledger.pending and not self.guarantee.open and not due:
             return  # nothing to make durable (changed models not due yet wait for a later interval)
         for sink in self.sinks:  # 1
             sink.flush()
         self._snapshots(due, now=started)  # 2
+        if not all_snapshots:
+            self.budget.spent(len(due))
         offsets = self.ledger.offsets_to_commit()  # 3
         self.guarantee.commit(offsets, consumer, commit_offsets=commit_offsets)  # 4
         finished = time.monotonic()

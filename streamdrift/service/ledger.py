@@ -19,6 +19,8 @@ next assignment says whether it stays (eager rebalancing revokes everything firs
 from __future__ import annotations
 
 import enum
+import heapq
+import math
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -160,8 +162,9 @@ class Ledger:
         return actions
 
     def restored_model(self, model_id: str, tp: TopicPartition, next_offset: int) -> None:
-        # No snapshot time: a restored model is snapshotted as soon as it changes, so that a service restarted
-        # more often than snapshot_interval_ms does not re-read an ever longer stretch at each restart.
+        # No snapshot time: a restored model is snapshotted as soon as it changes (within the budget), so
+        # that a service restarted more often than snapshot_interval_ms does not re-read an ever longer
+        # stretch at each restart.
         self.home[model_id] = tp
         self.next_offset[model_id] = next_offset
 
@@ -207,14 +210,21 @@ class Ledger:
 
     # ---- checkpointing ---------------------------------------------------------------------------
 
-    def snapshots_due(self, changed: Iterable[str], *, not_before: float, everything: bool) -> list[str]:
+    def snapshots_due(
+        self, changed: Iterable[str], *, not_before: float, everything: bool, limit: int | None = None
+    ) -> list[str]:
         """Changed models due a snapshot: never snapshotted, or not since `not_before` (every one when
-        `everything`). A first snapshot is never deferred, so every model with input before a committed
-        offset has a snapshot to restore and replay from."""
+        `everything`), at most `limit` of them: those snapshotted longest ago first, never snapshotted
+        before all. Deferring a model costs nothing but replay: the committed offsets carry where a restore
+        must read from (`offsets_to_commit`), so a model without a recent snapshot is replayed from there."""
         if everything:
             return list(changed)
         snapshot_at = self.snapshot_at
-        return [m for m in changed if m not in snapshot_at or snapshot_at[m] <= not_before]
+        due = [m for m in changed if m not in snapshot_at or snapshot_at[m] <= not_before]
+        if limit is None or len(due) <= limit:
+            return due
+        never = -math.inf
+        return heapq.nsmallest(limit, due, key=lambda m: snapshot_at.get(m, never))
 
     def snapshotted(self, model_id: str, now: float) -> None:
         self.snapshot_at[model_id] = now

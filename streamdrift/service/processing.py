@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import structlog
 
@@ -95,12 +94,16 @@ class Processor:
         live: bool,
         outcome: Outcome,
     ) -> None:
-        """Decode, then each model's events of the batch at once (Monitor.process_batch); the alerts are
-        returned in record order, as one event at a time would have them."""
+        """Decode, then every event of the batch at once (Monitor.process_many); the alerts are returned in
+        record order, as one event at a time would have them."""
         decode = self.decoder.decode
         ledger = self.ledger
         next_offset, home_of = ledger.next_offset, ledger.home
-        runs: dict[str, tuple[list[InferenceEvent], list[InRecord], bool]] = {}
+        events: list[InferenceEvent] = []
+        kept: list[InRecord] = []
+        # Per model at home here: the first and last offset of its events in the batch.
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
         # Once per record: locals over attributes, the rare cases (a model new here or homed elsewhere, a
         # re-read event) off the common path.
         for record in records:
@@ -111,33 +114,27 @@ class Processor:
                     outcome.records.append(self._dead_letter(error, record))
                 continue
             model_id = event.model_id
-            at_home = home_of.get(model_id) == tp  # offsets order events within one partition only
-            if not at_home:
-                at_home = self._claim(model_id, tp) == tp
-            elif record.offset < next_offset.get(model_id, -1):
-                self.counters.totals["already_applied"] += 1  # a re-read event its restored state reflects
-                continue
-            run = runs.get(model_id)
-            if run is None:
-                run = runs[model_id] = ([], [], at_home)
-            run[0].append(event)
-            run[1].append(record)
-        process_batch = self.monitor.process_batch
-        found: list[tuple[int, list[DriftAlert]]] = []
-        for model_id, (events, kept, at_home) in runs.items():
+            offset = record.offset
+            if home_of.get(model_id) == tp:  # offsets order events within one partition only
+                if offset < next_offset.get(model_id, -1):  # a re-read event its restored state reflects
+                    self.counters.totals["already_applied"] += 1
+                    continue
+                first.setdefault(model_id, offset)
+                last[model_id] = offset
+            elif self._claim(model_id, tp) == tp:
+                first[model_id] = last[model_id] = offset
+            events.append(event)
+            kept.append(record)
 
-            def source(index: int, kept: list[InRecord] = kept) -> RecordSource:
-                return record_source(kept[index], from_repartition)
+        def source(index: int) -> RecordSource:
+            return record_source(kept[index], from_repartition)
 
-            for index, alerts in process_batch(model_id, events, source, live=live):
-                found.append((kept[index].offset, alerts))
-            if at_home:
-                ledger.applied(model_id, kept[0].offset, kept[-1].offset)
-            if not live:
-                self.counters.totals["replayed"] += len(events)
-        found.sort(key=itemgetter(0))
-        for _, alerts in found:
+        for _index, alerts in self.monitor.process_many(events, source, live=live):
             outcome.alerts += alerts
+        for model_id, offset in first.items():
+            ledger.applied(model_id, offset, last[model_id])
+        if not live:
+            self.counters.totals["replayed"] += len(events)
 
     def _labels(self, tp: TopicPartition, records: Sequence[InRecord], outcome: Outcome) -> None:
         """Late labels: each resolves an earlier prediction of its model (see core/labels.py).

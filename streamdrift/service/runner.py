@@ -115,7 +115,7 @@ class DriftService:
         self.checkpoint = Checkpoint(
             ledger=ledger, models=monitor, state=self.state, guarantee=self.guarantee, sinks=self.sinks,
             effects=effects, counters=counters, duration=self.metrics.checkpoint_seconds,
-            snapshot_interval_s=lambda: self.config.processing.snapshot_interval_ms / 1000,
+            settings=lambda: self.config.processing,
         )  # fmt: skip
         self.processor = Processor(
             decoder=decoder, monitor=monitor, ledger=ledger, counters=counters,

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from streamdrift.config.model import StreamdriftConfig
+from streamdrift.config.processing import ProcessingSettings
 from streamdrift.core.alert import DriftAlert, RecordSource
 from streamdrift.core.snapshot import read_header
 from streamdrift.errors import (
@@ -28,7 +29,7 @@ from streamdrift.errors import (
 )
 from streamdrift.ports import CommitOffset, GroupConsumer, OutRecord, Producer, TopicPartition, Transport
 from streamdrift.service import checkpoint as checkpoint_module
-from streamdrift.service.checkpoint import Checkpoint
+from streamdrift.service.checkpoint import Checkpoint, SnapshotBudget
 from streamdrift.service.counters import AlertCounts, Counters
 from streamdrift.service.effects import Effects
 from streamdrift.service.guarantees import AtLeastOnce, ExactlyOnce
@@ -46,6 +47,7 @@ ASSIGNMENT = frozenset({E0, E1, L0, L1})
 KEY = b"unit-test-state-key-0123456789"
 TRANSACTIONAL_ID = "streamdrift-group-replica-0"
 SNAPSHOT_INTERVAL_S = 5.0
+SETTINGS = ProcessingSettings(snapshot_interval_ms=round(SNAPSHOT_INTERVAL_S * 1000), max_snapshots_per_s=0)
 GUARANTEES = ["exactly_once", "at_least_once"]
 
 ALERT = DriftAlert(
@@ -137,7 +139,7 @@ def make_rig(guarantee: str = "exactly_once") -> Rig:
         ledger=ledger, models=models, state=StateStore(config, transport, KEY, counters), guarantee=chosen,
         sinks=[sink], effects=effects, counters=counters,
         duration=Histogram("checkpoint_seconds", "Checkpoint duration", registry=registry),
-        snapshot_interval_s=lambda: SNAPSHOT_INTERVAL_S,
+        settings=lambda: SETTINGS,
     )  # fmt: skip
     rebalancing = Rebalancing(
         ledger=ledger, checkpoint=checkpoint, guarantee=chosen, effects=effects, counters=counters,
@@ -538,3 +540,47 @@ def test_new_models_are_snapshotted_soon_after_the_host_booted(monkeypatch: pyte
     monkeypatch.setattr(checkpoint_module, "time", clock)
     rig.checkpoint.run(rig.consumer)
     assert [r.key for r in rig.snapshots()] == [b"a", b"b"]
+
+
+def test_the_snapshot_budget_defers_models_and_the_commit_says_where_to_replay_them_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = make_rig()
+    rig.checkpoint.settings = lambda: ProcessingSettings(snapshot_interval_ms=0, max_snapshots_per_s=1)
+    process_an_interval(rig)
+    booted = time.monotonic()  # c was snapshotted then
+    clock = types.SimpleNamespace(monotonic=lambda: booted + 100.0)
+    monkeypatch.setattr(checkpoint_module, "time", clock)
+    rig.checkpoint.run(rig.consumer)
+    # One second's worth: one model, of those never snapshotted (a, b) before c.
+    (first,) = [r.key for r in rig.snapshots()]
+    assert first in (b"a", b"b")
+    # The deferred model's events are replayed on restore: a's from 5 on E0, or b's from 3 on E1.
+    deferred, replay_from = (E0, 5) if first == b"b" else (E1, 3)
+    committed, _group = rig.producer.offsets[-1]
+    assert committed[deferred].metadata == f"streamdrift.replay_from={replay_from}"
+
+    clock.monotonic = lambda: booted + 100.5  # half a second's worth: nothing yet
+    rig.ledger.processed_up_to(E0, 14)
+    rig.checkpoint.run(rig.consumer)
+    assert len(rig.snapshots()) == 1
+    clock.monotonic = lambda: booted + 101.5
+    rig.checkpoint.run(rig.consumer)
+    assert sorted(r.key for r in rig.snapshots()) == [b"a", b"b"]
+    clock.monotonic = lambda: booted + 102.5
+    rig.checkpoint.run(rig.consumer)
+    assert sorted(r.key for r in rig.snapshots()) == [b"a", b"b", b"c"]
+    assert rig.ledger.unsnapshotted_from == {}
+
+
+def test_the_budget_fills_a_second_at_most_and_zero_means_no_limit() -> None:
+    rate = [10]
+    budget = SnapshotBudget(lambda: rate[0])
+    assert budget.allowance(50.0) == 10  # the first: a second's worth
+    budget.spent(10)
+    assert budget.allowance(50.25) == 2
+    assert budget.allowance(60.0) == 10  # ten idle seconds fill one second's worth, not ten
+    budget.spent(10)
+    assert budget.allowance(60.0) == 0
+    rate[0] = 0
+    assert budget.allowance(60.1) is None
