@@ -79,20 +79,21 @@ def measure(workspace: Workspace) -> Outcome:
     detect_s, alerts = least_cpu_s(detect, rounds)
 
     def detect_batched() -> list[DriftAlert]:
-        """As the service runs it: polls of POLL_RECORDS, per partition, per model (Monitor.process_batch)."""
+        """As the service runs it: polls of POLL_RECORDS, each partition's events at once
+        (Monitor.process_many)."""
         monitor = Monitor(config.policies(), config_version=config.config_version)
         found: list[tuple[int, list[DriftAlert]]] = []
         for start in range(0, total, POLL_RECORDS):
-            runs: dict[tuple[int, str], list[int]] = {}
+            by_partition: dict[int, list[int]] = {}
             for offset in range(start, min(start + POLL_RECORDS, total)):
-                runs.setdefault((records[offset][2], events[offset].model_id), []).append(offset)
-            for (_partition, model_id), offsets in runs.items():
+                by_partition.setdefault(records[offset][2], []).append(offset)
+            for offsets in by_partition.values():
                 batch = [events[offset] for offset in offsets]
 
                 def source(index: int, offsets: list[int] = offsets) -> RecordSource:
                     return RecordSource(offsets[index], TOPIC, 0, offsets[index])
 
-                for index, alerts in monitor.process_batch(model_id, batch, source):
+                for index, alerts in monitor.process_many(batch, source):
                     found.append((offsets[index], alerts))
         found.sort(key=lambda pair: pair[0])
         return [alert for _, alerts in found for alert in alerts]

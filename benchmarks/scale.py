@@ -1,15 +1,16 @@
 """Scale: many models — memory after a million events, snapshot size, and restore time after a kill.
 
-10,000 models x 10 signals by default (`--quick`: 1,000 models, 100k events): events carry 9 numeric features
-and a score, no prediction and no label, and the config disables the missing-value, type-mismatch, prediction
-and error signals, so every model has exactly 10 ADWINs (100,000 detectors in all). The service processes
-every event of a pre-filled 2-partition topic; as soon as its summary counts them all, its resident memory is
-read from /proc/<pid>/status and it is killed (SIGKILL), like a crash at any moment. A second service with the
-same group and instance id then restores every model from the state topic: the figure is the time from its
-start to its `partitions restored` line (the `state restored` lines' `seconds` are the reading of the state
-topic alone); then, until it is idle, it reads again the input its models' snapshots had not reached. Last,
-the harness reads the state topic: the latest snapshot of each model, in bytes, per detector. Each build
-(`variants.py`) does all of this in turn over the same input topic, with its own group and state topic.
+100,000 models x 10 signals by default (`--scale-models`; `--quick`: 1,000 models, 100k events): events carry
+9 numeric features and a score, no prediction and no label, and the config disables the missing-value,
+type-mismatch, prediction and error signals, so every model has exactly 10 ADWINs (1,000,000 detectors). The
+service processes every event of a pre-filled 2-partition topic; as soon as its summary counts them all, its
+resident memory is read from /proc/<pid>/status and it is killed (SIGKILL), like a crash at any moment. A
+second service with the same group and instance id then restores every model from the state topic: the time
+from its start to its `partitions restored` line (the `state restored` lines' `seconds` are the reading of
+the state topic alone); then, until it is idle, it reads again the input its models' snapshots had not
+reached: the time until then is the figure with a target (restore and catch-up). Last, the harness reads the
+state topic: the latest snapshot of each model, in bytes, per detector. Each build (`variants.py`) does all
+of this in turn over the same input topic, with its own group and state topic.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from benchmarks.service import (
 from benchmarks.variants import Variant, compare, succeeded, tagged
 from benchmarks.workspace import Scope, Workspace
 
-DEFAULT_MODELS, QUICK_MODELS = 10_000, 1_000
+DEFAULT_MODELS, QUICK_MODELS = 100_000, 1_000
 DEFAULT_EVENTS, QUICK_EVENTS = 1_000_000, 100_000
 SIGNALS_PER_MODEL = 10
-TARGET_RSS_BYTES = 1.5e9  # for 100,000 detectors
-TARGET_RESTORE_S = 20.0
-TARGET_DETECTORS = 100_000
+TARGET_RSS_BYTES = 3e9  # for 1,000,000 detectors
+TARGET_RESTORE_S = 60.0  # from the restart to caught up: state read, and the input since it read again
+TARGET_DETECTORS = 1_000_000
 MIB = 1024 * 1024
 
 
@@ -175,7 +176,7 @@ def _rows(outcome: Outcome, variant: Variant, found: dict[str, Any], total: int)
         Row(
             measurement=tagged(f"scale: RSS after {total:,} events, {scale_name}", variant),
             figure=f"{rss / MIB:,.0f} MiB",
-            reference=f"target ≤ 1.5 GB ({TARGET_RSS_BYTES / MIB:,.0f} MiB) at 100k detectors",
+            reference=f"target ≤ 3 GB ({TARGET_RSS_BYTES / MIB:,.0f} MiB) at 1M detectors",
             ratio=f"{rss / TARGET_RSS_BYTES:.2f}",
             met=rss <= TARGET_RSS_BYTES if full else None,
         )
@@ -192,17 +193,18 @@ def _rows(outcome: Outcome, variant: Variant, found: dict[str, Any], total: int)
             measurement=tagged(f"scale: restore after kill -9 ({found['restored_models']} models)", variant),
             figure=f"{restore_s:.1f} s (state read {found['state_read_seconds']:.1f} s, "
             f"{found['state_read_records']:,} records)",
-            reference=f"target ≤ {TARGET_RESTORE_S:.0f} s at 100k detectors",
-            ratio=f"{restore_s / TARGET_RESTORE_S:.2f}",
-            met=restore_s <= TARGET_RESTORE_S if full else None,
+            reference="until its partitions are restored; caught up: next row",
         )
     )
+    caught_up_s = found["caught_up_seconds_after_start"]
     outcome.rows.append(
         Row(
             measurement=tagged("scale: restart until caught up (restore + input read again)", variant),
-            figure=f"{found['caught_up_seconds_after_start']:.1f} s "
-            f"({found['events_read_again_after_restore']:,} events read again; "
+            figure=f"{caught_up_s:.1f} s ({found['events_read_again_after_restore']:,} events read again; "
             "the summary period adds up to 1 s)",
+            reference=f"target ≤ {TARGET_RESTORE_S:.0f} s at 1M detectors",
+            ratio=f"{caught_up_s / TARGET_RESTORE_S:.2f}",
+            met=caught_up_s <= TARGET_RESTORE_S if full else None,
         )
     )
     outcome.rows.append(

@@ -19,9 +19,7 @@ next assignment says whether it stays (eager rebalancing revokes everything firs
 from __future__ import annotations
 
 import enum
-import heapq
-import math
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from streamdrift.ports import CommitOffset, TopicPartition
@@ -65,7 +63,10 @@ class Ledger:
         self.next_offset: dict[str, int] = {}
         self.unsnapshotted_from: dict[str, int] = {}
         self.unsnapshotted_labels_from: dict[str, int] = {}
-        self.snapshot_at: dict[str, float] = {}  # per model: when its last snapshot was sent
+        # Per model: when its last snapshot was sent, oldest first (the checkpoint's clock never goes back);
+        # and the models without one, in the order they came.
+        self.snapshot_at: dict[str, float] = {}
+        self.never_snapshotted: dict[str, None] = {}
 
     # ---- queries ---------------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class Ledger:
         # stretch at each restart.
         self.home[model_id] = tp
         self.next_offset[model_id] = next_offset
+        self.never_snapshotted[model_id] = None
 
     def restored(self, tp: TopicPartition, *, read_from: int | None, committed: int | None) -> None:
         """Restored and positioned at `read_from`; below `committed` it replays (nothing written again)."""
@@ -198,6 +200,7 @@ class Ledger:
         home = self.home.get(model_id)
         if home is None:
             self.home[model_id] = home = tp
+            self.never_snapshotted[model_id] = None
         return home
 
     def applied(self, model_id: str, first: int, last: int) -> None:
@@ -211,23 +214,39 @@ class Ledger:
     # ---- checkpointing ---------------------------------------------------------------------------
 
     def snapshots_due(
-        self, changed: Iterable[str], *, not_before: float, everything: bool, limit: int | None = None
+        self, changed: Collection[str], *, not_before: float, everything: bool, limit: int | None = None
     ) -> list[str]:
         """Changed models due a snapshot: never snapshotted, or not since `not_before` (every one when
-        `everything`), at most `limit` of them: those snapshotted longest ago first, never snapshotted
-        before all. Deferring a model costs nothing but replay: the committed offsets carry where a restore
-        must read from (`offsets_to_commit`), so a model without a recent snapshot is replayed from there."""
+        `everything`), at most `limit` of them: never snapshotted first, in the order they came, then those
+        snapshotted longest ago. Deferring a model costs nothing but replay: the committed offsets carry
+        where a restore must read from (`offsets_to_commit`), so a model without a recent snapshot is
+        replayed from there. With a limit, the cost is the due models taken, not all the models."""
         if everything:
             return list(changed)
         snapshot_at = self.snapshot_at
-        due = [m for m in changed if m not in snapshot_at or snapshot_at[m] <= not_before]
-        if limit is None or len(due) <= limit:
+        if limit is None:
+            return [m for m in changed if m not in snapshot_at or snapshot_at[m] <= not_before]
+        due: list[str] = []
+        if limit <= 0:
             return due
-        never = -math.inf
-        return heapq.nsmallest(limit, due, key=lambda m: snapshot_at.get(m, never))
+        for model_id in self.never_snapshotted:
+            if model_id in changed:
+                due.append(model_id)
+                if len(due) == limit:
+                    return due
+        for model_id, at in snapshot_at.items():
+            if at > not_before:
+                break
+            if model_id in changed:
+                due.append(model_id)
+                if len(due) == limit:
+                    break
+        return due
 
     def snapshotted(self, model_id: str, now: float) -> None:
-        self.snapshot_at[model_id] = now
+        self.never_snapshotted.pop(model_id, None)
+        self.snapshot_at.pop(model_id, None)
+        self.snapshot_at[model_id] = now  # last: the oldest stay first
         self.unsnapshotted_from.pop(model_id, None)
         self.unsnapshotted_labels_from.pop(model_id, None)
 
@@ -262,6 +281,7 @@ class Ledger:
             del self.home[model_id]
             self.next_offset.pop(model_id, None)
             self.snapshot_at.pop(model_id, None)
+            self.never_snapshotted.pop(model_id, None)
             self.unsnapshotted_from.pop(model_id, None)
             self.unsnapshotted_labels_from.pop(model_id, None)
         return models

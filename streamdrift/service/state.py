@@ -157,7 +157,9 @@ class StateStore:
         restored: dict[tuple[str, int], list[RestoredModel]] = {tp: [] for tp in partitions}
         for partition, scan in scans.items():
             summary = scan.summary
-            for model_key, candidate in scan.chosen.items():
+            chosen = scan.chosen
+            while chosen:  # each record's bytes freed as its model is decoded: a restore peaks lower
+                model_key, candidate = chosen.popitem()
                 home = (candidate.header.topic, partition)
                 if home not in restored:
                     continue  # a model of an input partition another replica (or none) restores now
