@@ -16,7 +16,7 @@ from confluent_kafka import TopicPartition as Theirs
 from streamdrift.confluent.errors import DAMAGED
 from streamdrift.ports import TopicPartition
 
-PROBE_WAIT_S = 5.0  # a probe that gets neither a record nor an error within this long: the end stays unknown
+PROBE_WAIT_S = 15.0  # a probe that gets neither a record nor an error within this long: the end stays unknown
 MAX_PROBES = 64
 
 

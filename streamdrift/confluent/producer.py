@@ -9,18 +9,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as Theirs
 
-from streamdrift.confluent.errors import describe, translate_exception
-from streamdrift.errors import FatalServiceError, KafkaUnavailable
+from streamdrift.confluent.errors import INSTANCE_ID_HINT, REFUSALS, describe, translate_exception
+from streamdrift.errors import FatalServiceError, Fenced, KafkaUnavailable
 from streamdrift.ports import CommitOffset, GroupMetadata, OutRecord, TopicPartition
 
 CLOSE_TIMEOUT_S = 10.0
 _FULL_QUEUE_WAIT_S = 0.1
-_FATAL_CAUSE_WAIT_S = 1.0
+_CAUSE_WAIT_S = 1.0
 
 
 class ConfluentProducer:
@@ -30,6 +30,7 @@ class ConfluentProducer:
         self._call_timeout_s = call_timeout_s
         self._failed = 0  # writes failed since the last flush
         self._first_failure: str | None = None
+        self._refused: KafkaError | None = None  # a write the cluster refused (not authorized, too large)
         self._fatal: KafkaError | None = None  # what made the producer unusable (a fence, most often)
 
     @property
@@ -47,22 +48,35 @@ class ConfluentProducer:
         except (KafkaException, BufferError) as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
             if error is not None and error.code() == KafkaError._FATAL and self._fatal is None:
-                self._learn_fatal_cause()
+                self._serve_callbacks(lambda: self._fatal is not None)
+            if error is not None and error.code() == KafkaError._STATE and self._transactional:
+                # The transaction failed on an earlier write: its cause comes with that write's delivery.
+                self._serve_callbacks(lambda: self._refused is not None)
+                if self._refused is not None:
+                    exc = KafkaException(self._refused)
             if error is not None and error.code() == KafkaError._FATAL and self._fatal is not None:
                 exc = KafkaException(self._fatal)
             elif error is not None and error.code() == KafkaError._FATAL:
-                # Failed for good, and the cause never came: not an outage a new producer would outlast
-                # (a new one, same transactional id, could fence a newer instance that fenced this one).
+                # Failed for good, and the cause never came. A fence, most often: after the broker aborted a
+                # transaction open too long, the service outlives it with a new producer; otherwise a new one
+                # (same transactional id) could fence a newer instance that fenced this one: it must stop.
+                if self._transactional:
+                    raise Fenced(
+                        f"{action}: the producer failed for good without naming the cause "
+                        f"({describe(error)}); most often, fenced by a newer instance with the same "
+                        f"transactional id {INSTANCE_ID_HINT}"
+                    ) from exc
                 raise FatalServiceError(f"{action}: {describe(error)}") from exc
             elif error is not None and error.fatal():
                 self._fatal = self._fatal or error
             raise translate_exception(action, exc, transactional=self._transactional) from exc
 
-    def _learn_fatal_cause(self) -> None:
-        """A call reported only `_FATAL`: the cause (a fence, most often) reaches `on_error` through the error
-        callback, which librdkafka serves in `poll`. Served here, briefly, before the error is classified."""
-        deadline = time.monotonic() + _FATAL_CAUSE_WAIT_S
-        while self._fatal is None and self._producer is not None and time.monotonic() < deadline:
+    def _serve_callbacks(self, known: Callable[[], bool]) -> None:
+        """A call failed with `_FATAL` or `_STATE` only: the cause (a fence, a refused write) reaches the
+        error or delivery callback, which librdkafka serves in `poll`. Served here, briefly, until it is
+        `known`, before the error is classified."""
+        deadline = time.monotonic() + _CAUSE_WAIT_S
+        while not known() and self._producer is not None and time.monotonic() < deadline:
             with contextlib.suppress(Exception):  # a failed producer may raise from its callbacks
                 self._producer.poll(0.05)
 
@@ -70,6 +84,8 @@ class ConfluentProducer:
         """librdkafka's error callback, for this producer (the transport's connection watch hears it too)."""
         if error.fatal() and error.code() != KafkaError._FATAL:
             self._fatal = self._fatal or error
+        if error.code() in REFUSALS:
+            self._refused = self._refused or error
 
     def init_transactions(self) -> None:
         with self._translated("initialising transactions"):
@@ -104,6 +120,8 @@ class ConfluentProducer:
         if error is not None:
             if error.fatal() and error.code() != KafkaError._FATAL:
                 self._fatal = self._fatal or error
+            if error.code() in REFUSALS:
+                self._refused = self._refused or error
             self._failed += 1
             if self._first_failure is None:
                 self._first_failure = f"{message.topic()}: {describe(error)}"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from confluent_kafka import KafkaError
+from confluent_kafka import OFFSET_BEGINNING, KafkaError
+from confluent_kafka import TopicPartition as Theirs
 
-from streamdrift.confluent.consumer import ConsumerBase, theirs
+from streamdrift.confluent.consumer import ConsumerBase
 from streamdrift.confluent.errors import AUTHORIZATION, refusal, translated_errors
 from streamdrift.errors import FatalServiceError
 from streamdrift.ports import TopicPartition
@@ -35,8 +36,10 @@ class ConfluentReader(ConsumerBase):
         self._targets.clear()
         self._ends.clear()
         self._paused.clear()
+        # From the beginning, never a committed offset: looking one up would ask the reader's own group, which
+        # a principal with the README's ACLs may not describe (GROUP_AUTHORIZATION_FAILED).
         with translated_errors("assigning partitions"):
-            self._consumer.assign([theirs(tp) for tp in partitions])
+            self._consumer.assign([Theirs(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
 
     def position(self, partition: TopicPartition, timeout_s: float | None = None) -> int:
         """The next offset to hand out. Before any seek or record: where reading starts, the partition's

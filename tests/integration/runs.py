@@ -509,11 +509,18 @@ def open_transaction(bootstrap: str, topics: list[str]) -> bool:
 
 
 class PacedInput:
-    """Produces the events in the background at a steady pace until `stop()`; the rest follow the fault."""
+    """Produces the events in the background at a steady pace until `stop()`; the rest follow the fault.
 
-    def __init__(self, bootstrap: str, topic: str, events: list[tuple[str, bytes]], per_s: float) -> None:
+    The last `held` events wait for `stop()` or `join()`: however slowly the service under test starts, input
+    is still to come when the fault is injected (`stop()` leaves them unsent, `join()` sends them)."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, events: list[tuple[str, bytes]], per_s: float, held: int = 5_000
+    ) -> None:
         self.bootstrap, self.topic, self.events, self.per_s = bootstrap, topic, events, per_s
+        self.held = min(held, len(events) - 1)
         self.stopping = threading.Event()
+        self.releasing = threading.Event()
         self.sent = 0
         self.thread = threading.Thread(target=self._produce)
         self.thread.start()
@@ -524,12 +531,17 @@ class PacedInput:
             # Idempotent: a send retried across a frozen broker is written once.
             producer = clients.producer(linger_ms=5, enable_idempotence=True)
             started = time.monotonic()
+            hold_at = len(self.events) - self.held
             for model, value in self.events:
+                if self.sent == hold_at:
+                    producer.flush()
+                    while not (self.stopping.is_set() or self.releasing.wait(0.1)):
+                        pass
                 if self.stopping.is_set():
                     break
                 producer.send(self.topic, key=model.encode(), value=value)
                 self.sent += 1
-                if self.sent % 500 == 0:
+                if self.sent % 500 == 0 and not self.releasing.is_set():
                     producer.flush()
                     ahead = self.sent / self.per_s - (time.monotonic() - started)
                     self.stopping.wait(max(0.0, ahead))  # the pace
@@ -540,9 +552,11 @@ class PacedInput:
     def stop(self) -> int:
         """Stop producing; returns how many events were written."""
         self.stopping.set()
-        return self.join()
+        self.thread.join()
+        return self.sent
 
     def join(self) -> int:
-        """Wait until every event is written (or `stop()` was called); returns how many were."""
+        """Produce the rest and wait until every event is written; returns how many were."""
+        self.releasing.set()
         self.thread.join()
         return self.sent
