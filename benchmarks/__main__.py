@@ -4,8 +4,8 @@ the measurements, print one table.
 Needs KAFKA_BOOTSTRAP_SERVERS (`make bench` sets it through tools/with-kafka.sh). Writes every figure to
 .cache/bench/<run id>.json and the children's logs and configs to .cache/bench/<run id>/, where the run id
 is the start time (UTC) and a random suffix that also keeps the run's topic and group names apart. Exits 1
-when a measurement could not be completed, for one build of the service or all (a target that is not met is
-a figure, not a failure), 2 on bad usage.
+when a measurement could not be completed, for one build of the service or all, or for one of the fleet
+measurement's peers (a target that is not met is a figure, not a failure), 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import core, latency, scale, scaleout, throughput
+from benchmarks import core, fleet, latency, scale, scaleout, throughput
 from benchmarks.broker import BenchError, Broker
 from benchmarks.machine import load_average, machine_info
 from benchmarks.report import Outcome, format_table, write_json
@@ -32,14 +32,25 @@ from benchmarks.workspace import Options, Workspace
 MEASUREMENTS: dict[str, Callable[[Workspace], Outcome]] = {
     "core": core.measure,
     "throughput": throughput.measure,
+    "fleet": fleet.measure,
     "latency": latency.measure,
     "scale": scale.measure,
     "scaleout": scaleout.measure,
 }
 # The core (no broker) first; latency uses the throughput figure; the heavy scale measurement goes last.
-RUN_ORDER = ("core", "throughput", "latency", "scaleout", "scale")
-SERVICE_MEASUREMENTS = {"throughput", "latency", "scaleout", "scale"}
+RUN_ORDER = ("core", "throughput", "fleet", "latency", "scaleout", "scale")
+SERVICE_MEASUREMENTS = {"throughput", "fleet", "latency", "scaleout", "scale"}
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _model_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of model counts, such as 100,10000")
+    return counts
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -55,10 +66,18 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--quick", action="store_true", help="a small smoke run of each measurement")
     parser.add_argument(
-        "--events", type=int, help="events per measurement (throughput and scale-out topics, scale's total)"
+        "--events",
+        type=int,
+        help="events per measurement (throughput, fleet and scale-out topics, scale's total)",
     )
     parser.add_argument(
         "--scale-models", type=int, help="models in the scale measurement (10 detectors each)"
+    )
+    parser.add_argument(
+        "--fleet-models",
+        type=_model_counts,
+        metavar="N,N",
+        help="fleet: the model counts, one topic each (default 100,10000)",
     )
     parser.add_argument("--rate", type=float, help="latency: events/s (default: half the service throughput)")
     parser.add_argument("--seconds", type=float, help="latency: seconds of production (default 60, quick 15)")
@@ -66,7 +85,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--repeat",
         type=int,
-        help="rounds of service runs: throughput and scale-out (default 2, quick 1), latency (default 1)",
+        help="rounds of service runs: throughput and scale-out (default 2, quick 1), latency and fleet "
+        "(default 1)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="throughput: also profile the service (py-spy)"
@@ -104,6 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         seed=args.seed,
         transports=transports,
         before=args.before,
+        fleet_models=args.fleet_models,
     )
 
 
@@ -170,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {pct:5.1f}%  {frame}")
     path = write_json(REPO / ".cache" / "bench", run_id, outcomes, machine, options.as_dict())
     print(f"\nresults: {path}")
-    return 1 if any(outcome.error or outcome.details.get("failed_builds") for outcome in outcomes) else 0
+    failed = (o.error or o.details.get("failed_builds") or o.details.get("failed_peers") for o in outcomes)
+    return 1 if any(failed) else 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
 """Synthetic inference events, seeded: the same shape and seed always give the same records.
 
 Records are keyed by model id; each model lives in one partition, `model index % partitions`, so the
-partitions carry equal shares of models and (with models drawn uniformly) of events. Each model's features
-are normal with a per-model mean and unit variance: a stationary stream, so alerts are rare false alarms,
-except on the *jumping* models of a latency run, whose first feature alternates between two levels far apart
-so that ADWIN fires a few dozen of that model's events after every switch.
+partitions carry equal shares of models and (with models drawn uniformly) of events. Models are drawn
+uniformly at random, or, with `order="round_robin"` (the fleet measurement), in turn: event i belongs to
+model i % models, so that no two consecutive events share a model, as in a large fleet's interleaved
+traffic, and no one can batch a model's events together. Each model's features are normal with a
+per-model mean and unit variance: a stationary stream, so alerts are rare false alarms, except on the
+*jumping* models of a latency run, whose first feature alternates between two levels far apart so that
+ADWIN fires a few dozen of that model's events after every switch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import orjson
@@ -25,6 +29,7 @@ class EventShape:
     prediction: bool = True  # a numeric `prediction` field
     score: bool = True
     partitions: int = 2
+    order: Literal["random", "round_robin"] = "random"  # how models follow each other (module docstring)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +67,8 @@ class EventStream:
 
     def _models(self, n: int) -> list[int]:
         jumps, models = self.jumps, self.shape.models
+        if self.shape.order == "round_robin":  # no draw: the random order's are untouched
+            return [(self.seq + i) % models for i in range(n)]
         if jumps is None or jumps.models >= models:
             return self.rng.integers(0, models, n).tolist()  # type: ignore[no-any-return]
         jumping = self.rng.random(n) < jumps.share

@@ -38,6 +38,7 @@ class Options:
     seed: int = 42
     transports: tuple[str, ...] = TRANSPORTS  # the current code once per transport (`kafka.client`)
     before: str | None = None  # a git ref: its code on kafka-python runs too, interleaved with the current
+    fleet_models: tuple[int, ...] | None = None  # the fleet measurement's model counts (default 100, 10,000)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
