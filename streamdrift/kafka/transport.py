@@ -20,6 +20,7 @@ from streamdrift.kafka.producer import KafkaPythonProducer
 from streamdrift.ports import ConnectionSettings
 
 ASSIGNORS = {"eager": "range", "cooperative": "cooperative-sticky"}
+MAX_REQUEST_BYTES = 1_048_576  # kafka-python's default request size; the brokers' message.max.bytes
 
 
 class KafkaPythonTransport:
@@ -84,7 +85,13 @@ class KafkaPythonTransport:
     def producer(
         self, *, transactional_id: str | None = None, transaction_timeout_ms: int | None = None
     ) -> KafkaPythonProducer:
-        config: dict[str, Any] = {**self._common, "acks": "all", "linger_ms": 5, "enable_idempotence": True}
+        config: dict[str, Any] = {
+            **self._common, "acks": "all", "linger_ms": 5, "enable_idempotence": True,
+            # Batches up to the largest request (librdkafka's default too): at kafka-python's 16 KiB a
+            # snapshot record (~14 KiB with 19 signals) fills a batch alone, and each costs ~0.7 ms of CPU
+            # instead of ~0.08 ms.
+            "batch_size": MAX_REQUEST_BYTES, "max_request_size": MAX_REQUEST_BYTES,
+        }  # fmt: skip
         if transactional_id is not None:
             # init_transactions gives up after max_block_ms, before `bounded` would abandon it.
             config.update(
