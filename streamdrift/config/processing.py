@@ -30,7 +30,7 @@ class ProcessingSettings(Strict):
         "after a restart the input since each model's last snapshot is replayed, alerts muted",
     )
     max_snapshots_per_s: int = Field(
-        1_000,
+        250,
         ge=0,
         description="at most this many model snapshots a second (0: no limit), those snapshotted longest "
         "ago first: bounds the cost of keeping state whatever the model count; with more changed models than "

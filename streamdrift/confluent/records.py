@@ -34,13 +34,20 @@ class Fetched:
         self.ends: dict[TopicPartition, int] = {}
         damage: tuple[TopicPartition, int, str] | None = None
         stopped: set[TopicPartition] = set()
+        # Once per message: messages come in runs of one partition, so its list is looked up once a run.
+        topic = partition = records = None
         for message in messages:
             error = message.error()
             if error is None:
-                tp = TopicPartition(cast(str, message.topic()), cast(int, message.partition()))
-                if tp not in stopped:
-                    self.records.setdefault(tp, []).append(record_of(message))
+                record = record_of(message)
+                if record.partition != partition or record.topic != topic:
+                    topic, partition = record.topic, record.partition
+                    tp = TopicPartition(topic, partition)
+                    records = None if tp in stopped else self.records.setdefault(tp, [])
+                if records is not None:
+                    records.append(record)
                 continue
+            topic = partition = records = None  # the stopped partitions may change
             where = _partition_of(message)
             if error.code() == KafkaError._PARTITION_EOF and where is not None:
                 self.ends[where] = cast(int, message.offset())
@@ -57,18 +64,19 @@ class Fetched:
 
 
 def record_of(message: Message) -> FetchedRecord:
+    """A message without error as a record (positional arguments: this runs once per record)."""
     kind, timestamp = message.timestamp()
     value = message.value()
     headers = message.headers()
     return FetchedRecord(
-        topic=cast(str, message.topic()),
-        partition=cast(int, message.partition()),
-        offset=cast(int, message.offset()),
-        key=message.key(),
-        value=value,
-        headers=None if headers is None else cast(list[tuple[str, bytes]], list(headers)),
-        timestamp=-1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
-        serialized_value_size=-1 if value is None else len(value),
+        message.topic(),  # type: ignore[arg-type]  # a message without error has them
+        message.partition(),  # type: ignore[arg-type]
+        message.offset(),  # type: ignore[arg-type]
+        message.key(),
+        value,
+        None if headers is None else list(headers),  # type: ignore[arg-type]  # a consumer reads bytes
+        -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+        -1 if value is None else len(value),
     )
 
 
