@@ -83,6 +83,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--seconds", type=float, help="latency: seconds of production (default 60, quick 15)")
     parser.add_argument("--commit-interval-ms", type=int, default=500, help="the service's commit interval")
     parser.add_argument(
+        "--snapshots-per-s",
+        type=int,
+        help="the service's processing.max_snapshots_per_s (default: the service's; not with --before)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         help="rounds of service runs: throughput and scale-out (default 2, quick 1), latency and fleet "
@@ -109,6 +114,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         transports = parse_transports(args.transports)
         if args.before is not None:
             resolve_commit(REPO, args.before)
+            if args.snapshots_per_s is not None:
+                raise ValueError("--snapshots-per-s: the code of --before may not know that setting")
     except ValueError as exc:
         parser.error(str(exc))
     return Options(
@@ -119,6 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         rate=args.rate,
         latency_seconds=args.seconds,
         commit_interval_ms=args.commit_interval_ms,
+        snapshots_per_s=args.snapshots_per_s,
         repeat=args.repeat,
         profile=args.profile,
         seed=args.seed,

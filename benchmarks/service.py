@@ -63,6 +63,7 @@ def write_config(
     topics: ServiceTopics,
     commit_interval_ms: int,
     client: str | None,
+    snapshots_per_s: int | None = None,
     defaults: dict[str, Any] | None = None,
 ) -> Path:
     """The service's config; `client` is `kafka.client`, left out when None (code older than the key)."""
@@ -85,6 +86,7 @@ def write_config(
             "guarantee": "exactly_once",
             "commit_interval_ms": commit_interval_ms,
             "auto_offset_reset": "earliest",
+            **({} if snapshots_per_s is None else {"max_snapshots_per_s": snapshots_per_s}),
         },
         "logging": {"level": "info", "format": "json", "summary_interval_s": 1},
         # Any free port: several instances run side by side (scale-out), and the bench reads their logs.

@@ -33,6 +33,7 @@ class Options:
     rate: float | None = None  # latency: events/s (default: half the measured service throughput)
     latency_seconds: float | None = None
     commit_interval_ms: int = 500
+    snapshots_per_s: int | None = None  # the service's processing.max_snapshots_per_s (None: its default)
     repeat: int | None = None  # rounds of service runs in throughput, scale-out and latency
     profile: bool = False
     seed: int = 42
@@ -127,6 +128,7 @@ class Scope:
             group_id=group,
             topics=topics,
             commit_interval_ms=self.workspace.options.commit_interval_ms,
+            snapshots_per_s=self.workspace.options.snapshots_per_s,
             client=variant.client,
             defaults=defaults,
         )
