@@ -165,9 +165,13 @@ def wait_for_events(service: ChildProcess, target: int, *, timeout: float, stall
     )
 
 
-def wait_until_idle(service: ChildProcess, target: int, *, timeout: float, start: int = 0) -> Line:
-    """A summary (from line `start`) after `target` events whose event and checkpoint counts equal the
-    previous summary's: nothing left to read, everything committed."""
+def wait_until_idle(
+    service: ChildProcess, target: int, *, timeout: float, start: int = 0, settled: bool = True
+) -> Line:
+    """A summary (from line `start`) after `target` events whose event count equals the previous summary's:
+    nothing left to read; with `settled`, its checkpoint count too: everything committed. (A service with
+    more changed models than its snapshot budget writes one a second's worth long after its input is read:
+    a caught-up restart is not `settled` for minutes then.)"""
     previous: dict[str, Any] = {}
 
     def idle(line: Line) -> bool:
@@ -179,7 +183,7 @@ def wait_until_idle(service: ChildProcess, target: int, *, timeout: float, start
         return bool(
             fields["events"] >= target
             and before.get("events") == fields["events"]
-            and before.get("checkpoints") == fields["checkpoints"]
+            and (not settled or before.get("checkpoints") == fields["checkpoints"])
         )
 
     return service.wait_for(idle, what="an idle, fully committed service", timeout=timeout, start=start)
