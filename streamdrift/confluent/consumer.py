@@ -55,6 +55,9 @@ class ConsumerBase:
 
     # ---- reading ---------------------------------------------------------------------------------
 
+    # Error events of the stream that say nothing about what this consumer reads (see ConfluentReader).
+    _ignored_errors: frozenset[int] = frozenset()
+
     def poll(self, timeout_s: float) -> Batch:
         """Records by partition. A damaged batch raises `UnreadableBatch` after the records before it (at
         the next poll, as kafka-python does), with the partition positioned where reading stopped: polls
@@ -64,7 +67,7 @@ class ConsumerBase:
             raise pending
         with translated_errors("reading input"):
             messages = self._consumer.consume(num_messages=self._max_poll_records, timeout=timeout_s)
-        fetched = Fetched(messages)
+        fetched = Fetched(messages, self._ignored_errors)
         damaged = fetched.damaged
         if damaged is not None:
             tp = TopicPartition(damaged.topic, damaged.partition)

@@ -18,6 +18,11 @@ from streamdrift.ports import TopicPartition
 
 
 class ConfluentReader(ConsumerBase):
+    # librdkafka looks up the coordinator of a consumer's group even when it never joins it, and reports a
+    # principal not allowed to describe that (random, unused) group as an error event: not a refusal of
+    # anything a reader does.
+    _ignored_errors = frozenset({KafkaError.GROUP_AUTHORIZATION_FAILED})
+
     def partitions_of(self, topic: str) -> list[int]:
         """The topic's partitions; empty when there is no such topic."""
         with translated_errors(f"reading {topic}"):

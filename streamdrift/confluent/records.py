@@ -29,7 +29,7 @@ class Fetched:
     of the batch is not known.
     """
 
-    def __init__(self, messages: Sequence[Message]) -> None:
+    def __init__(self, messages: Sequence[Message], ignored: frozenset[int] = frozenset()) -> None:
         self.records: dict[TopicPartition, list[InRecord]] = {}
         self.ends: dict[TopicPartition, int] = {}
         damage: tuple[TopicPartition, int, str] | None = None
@@ -55,7 +55,7 @@ class Fetched:
                 stopped.add(where)
                 if damage is None:
                     damage = (where, cast(int, message.offset()), describe(error))
-            else:
+            elif error.code() not in ignored:
                 raise_if_fatal(error)
         self.damaged = None
         if damage is not None:

@@ -115,9 +115,10 @@ def test_repartition_mode_gives_unkeyed_input_the_alerts_keyed_input_gets(
 
     view = BrokerView(kafka_clients, [unkeyed_topic], output_topics(unkeyed.config))
     chunks = unkeyed_chunks(unkeyed_topic, events, first_ms)
-    # The unkeyed input arrives while the service runs and is killed (about 5 s a kill); the last run of it
-    # after the last kill, at once (a burst: test_a_burst_of_live_input_... checks that alone).
-    with PacedProducer(kafka_clients, chunks, seconds=8.0 * KILLS, hold_last=True) as producer:
+    # The unkeyed input arrives while the service runs and is killed (about 5 s a kill, more when restores
+    # are slow: the pace leaves room, since input must still be arriving at the last kill); the last run of
+    # it after the last kill, at once (a burst: test_a_burst_of_live_input_... checks that alone).
+    with PacedProducer(kafka_clients, chunks, seconds=12.0 * KILLS, hold_last=True) as producer:
         unkeyed_service.start()
         kill_repeatedly(unkeyed_service, forwarded_so_far, len(events), KILLS, (0.2, 1.5), view)
         producer.hurry()
