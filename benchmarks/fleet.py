@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from benchmarks.broker import BenchError, FillStats, fill_topic
 from benchmarks.events import EventShape, EventStream
-from benchmarks.passes import RunFigures, figures, run_baseline, run_service
+from benchmarks.passes import RunFigures, run_baseline, run_reader, run_service
 from benchmarks.peers_venv import PeersVenv, ensure_peers_venv
 from benchmarks.report import Outcome, Row, events_per_s, ratio
 from benchmarks.variants import Variant, compare, succeeded, tagged
@@ -63,29 +63,6 @@ def _titles(peers: PeersVenv | None) -> dict[str, str]:
     }
 
 
-def run_peer(scope: Scope, name: str, argv: list[str], total: int) -> RunFigures:
-    """One peer child over the whole topic: its progress lines (`baseline.py`'s format) give its figures."""
-    child = scope.children.start(name, argv, json_stream="stdout")
-    done = child.wait_for(
-        lambda line: line.fields.get("event") == "done",
-        what=f"{name} to read the topic",
-        timeout=max(900.0, total / 200),
-        progress=lambda line: line.fields.get("events"),
-        stall_s=90.0,
-    )
-    exit_ = child.wait(timeout=60.0)
-    if exit_.code != 0:
-        raise BenchError(f"{name} failed (exit {exit_.code}): {child.tail()}")
-    if int(done.fields["events"]) < total:
-        raise BenchError(f"{name} read {done.fields['events']} events, not {total}")
-    points = [
-        (float(line.fields["t"]), float(line.fields["events"]), line)
-        for line in child.lines()
-        if line.fields.get("event") == "progress"
-    ]
-    return figures(points, total, child)
-
-
 def _peer_topics(scope: Scope, label: str) -> tuple[str, str]:
     """A fresh consumer group and alerts topic for one peer run, deleted with the scope."""
     group = scope.prefix(label)
@@ -102,7 +79,7 @@ def run_hand_written(scope: Scope, topic: str, total: int, label: str) -> RunFig
         sys.executable, "-m", "benchmarks.peer_kafka_python",
         "--bootstrap", scope.bootstrap, "--topic", topic, "--group", group, "--alerts", alerts,
     ]  # fmt: skip
-    return run_peer(scope, label, argv, total)
+    return run_reader(scope, label, argv, total)
 
 
 def run_quix(scope: Scope, peers: PeersVenv, topic: str, total: int, label: str) -> RunFigures:
@@ -114,7 +91,7 @@ def run_quix(scope: Scope, peers: PeersVenv, topic: str, total: int, label: str)
         "--bootstrap", scope.bootstrap, "--topic", topic, "--group", group, "--alerts", alerts,
         "--state-dir", str(scope.dir / f"{label}-state"),
     ]  # fmt: skip
-    return run_peer(scope, label, argv, total)
+    return run_reader(scope, label, argv, total)
 
 
 def _attempt(scope: Scope, failed: dict[str, str], key: str, work: Callable[[], T]) -> T | None:

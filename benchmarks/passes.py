@@ -8,6 +8,7 @@ cores.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,27 +74,35 @@ def figures(points: list[tuple[float, float, Line]], total: int, child: ChildPro
     )
 
 
-def run_baseline(
-    scope: Scope, topic: str, total: int, name: str, *, batch_reader: bool = False
-) -> RunFigures:
-    args = ["--bootstrap", scope.bootstrap, "--topic", topic] + (["--batch-reader"] if batch_reader else [])
-    child = scope.python_child(name, "benchmarks.baseline", *args)
-    child.wait_for(
+def run_reader(scope: Scope, name: str, argv: list[str], total: int) -> RunFigures:
+    """One child reading the whole topic (the baseline, a peer), printing `baseline.py`'s progress lines:
+    its figures from them."""
+    child = scope.children.start(name, argv, json_stream="stdout")
+    done = child.wait_for(
         lambda line: line.fields.get("event") == "done",
-        what="the baseline to read the topic",
-        timeout=max(600.0, total / 500),
+        what=f"{name} to read the topic",
+        timeout=max(900.0, total / 200),
         progress=lambda line: line.fields.get("events"),
         stall_s=90.0,
     )
-    exit_ = child.wait(timeout=30.0)
+    exit_ = child.wait(timeout=60.0)
     if exit_.code != 0:
-        raise BenchError(f"{name} failed: {child.tail()}")
+        raise BenchError(f"{name} failed (exit {exit_.code}): {child.tail()}")
+    if int(done.fields["events"]) < total:
+        raise BenchError(f"{name} read {done.fields['events']} events, not {total}")
     points = [
         (float(line.fields["t"]), float(line.fields["events"]), line)
         for line in child.lines()
         if line.fields.get("event") == "progress"
     ]
     return figures(points, total, child)
+
+
+def run_baseline(
+    scope: Scope, topic: str, total: int, name: str, *, batch_reader: bool = False
+) -> RunFigures:
+    args = ["--bootstrap", scope.bootstrap, "--topic", topic] + (["--batch-reader"] if batch_reader else [])
+    return run_reader(scope, name, [sys.executable, "-m", "benchmarks.baseline", *args], total)
 
 
 def run_service(
