@@ -32,6 +32,7 @@ class ConfluentProducer:
         self._first_failure: str | None = None
         self._refused: KafkaError | None = None  # a write the cluster refused (not authorized, too large)
         self._fatal: KafkaError | None = None  # what made the producer unusable (a fence, most often)
+        self._in_transaction = False  # begun and not yet committed (a failed one is never reused)
 
     @property
     def _client(self) -> Producer:
@@ -50,8 +51,11 @@ class ConfluentProducer:
             if error is not None and error.code() == KafkaError._FATAL and self._fatal is None:
                 self._serve_callbacks(lambda: self._fatal is not None)
             if error is not None and error.code() == KafkaError._STATE and self._transactional:
-                # The transaction failed on an earlier write: its cause comes with that write's delivery.
+                # The transaction failed on an earlier write: its cause comes with that write's delivery,
+                # or, when librdkafka purged the write first, from the transaction itself.
                 self._serve_callbacks(lambda: self._refused is not None)
+                if self._refused is None:
+                    self._ask_why_the_transaction_failed()
                 if self._refused is not None:
                     exc = KafkaException(self._refused)
             if error is not None and error.code() == KafkaError._FATAL and self._fatal is not None:
@@ -80,6 +84,21 @@ class ConfluentProducer:
             with contextlib.suppress(Exception):  # a failed producer may raise from its callbacks
                 self._producer.poll(0.05)
 
+    def _ask_why_the_transaction_failed(self) -> None:
+        """A refused partition (AddPartitionsToTxn: not authorized) puts librdkafka's transaction in its
+        abortable-error state and purges the queued writes, so no delivery names the refusal; every later
+        transactional call is refused with `_STATE`, but a call that needs a state the transaction is not in
+        is answered with the error that failed it (rdkafka_txnmgr.c, `rd_kafka_txn_require_state`).
+        `begin_transaction` is that call: inside a transaction it can only fail, and changes nothing."""
+        if not self._in_transaction or self._producer is None:
+            return
+        try:
+            self._producer.begin_transaction()
+        except KafkaException as exc:
+            cause = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if cause is not None and cause.code() in REFUSALS:
+                self._refused = cause
+
     def on_error(self, error: KafkaError) -> None:
         """librdkafka's error callback, for this producer (the transport's connection watch hears it too)."""
         if error.fatal() and error.code() != KafkaError._FATAL:
@@ -94,6 +113,7 @@ class ConfluentProducer:
     def begin_transaction(self) -> None:
         with self._translated("beginning a transaction"):
             self._client.begin_transaction()
+        self._in_transaction = True
 
     def send(self, record: OutRecord) -> None:
         """Queue the record; when librdkafka's queue is full, wait for room (serving deliveries) up to the
@@ -136,6 +156,7 @@ class ConfluentProducer:
     def commit_transaction(self) -> None:
         with self._translated("committing the transaction"):
             self._client.commit_transaction(self._call_timeout_s)
+        self._in_transaction = False
 
     def flush(self) -> None:
         """Waits for every write. Outside a transaction a failed one is `FatalServiceError`; inside one the

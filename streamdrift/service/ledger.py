@@ -49,6 +49,53 @@ class Actions:
     resume: set[TopicPartition] = field(default_factory=set)
 
 
+class FirstOffsets:
+    """Per partition, the first offset of each model's events (or labels) that no snapshot holds yet.
+
+    A partition's offsets come in increasing order (a restore or a rollback drops its models before it is
+    read again), so its oldest entry is its lowest: the lowest per partition costs one look per partition
+    at every checkpoint, not one per model. An entry below an earlier one (not expected) is noted, and that
+    partition's lowest is then searched for."""
+
+    __slots__ = ("_by_partition", "_latest", "_unordered")
+
+    def __init__(self) -> None:
+        self._by_partition: dict[TopicPartition, dict[str, int]] = {}
+        self._latest: dict[TopicPartition, int] = {}  # the last first offset added per partition
+        self._unordered: set[TopicPartition] = set()
+
+    def add(self, tp: TopicPartition, model_id: str, offset: int) -> None:
+        """The model's first offset outside a snapshot, unless it has one already."""
+        models = self._by_partition.get(tp)
+        if models is None:
+            self._by_partition[tp] = models = {}
+        if model_id not in models:
+            models[model_id] = offset
+            if offset < self._latest.get(tp, offset):
+                self._unordered.add(tp)
+            self._latest[tp] = offset
+
+    def discard(self, tp: TopicPartition, model_id: str) -> None:
+        models = self._by_partition.get(tp)
+        if models is not None and models.pop(model_id, None) is not None and not models:
+            self.drop(tp)
+
+    def drop(self, tp: TopicPartition) -> None:
+        self._by_partition.pop(tp, None)
+        self._latest.pop(tp, None)
+        self._unordered.discard(tp)
+
+    def lowest(self) -> dict[TopicPartition, int]:
+        return {
+            tp: min(models.values()) if tp in self._unordered else next(iter(models.values()))
+            for tp, models in self._by_partition.items()
+            if models
+        }
+
+    def models(self) -> set[str]:
+        return {model_id for models in self._by_partition.values() for model_id in models}
+
+
 class Ledger:
     def __init__(self, *, labels_topic: str | None, forwards: Callable[[TopicPartition], bool]) -> None:
         """`forwards(tp)`: an input partition of repartition mode, holding no models (it only forwards)."""
@@ -61,8 +108,8 @@ class Ledger:
         # first event and first label not in a snapshot yet (a restore must read from there).
         self.home: dict[str, TopicPartition] = {}
         self.next_offset: dict[str, int] = {}
-        self.unsnapshotted_from: dict[str, int] = {}
-        self.unsnapshotted_labels_from: dict[str, int] = {}
+        self.unsnapshotted_from = FirstOffsets()  # by home partition
+        self.unsnapshotted_labels_from = FirstOffsets()  # by labels-topic partition
         # Per model: when its last snapshot was sent, oldest first (the checkpoint's clock never goes back);
         # and the models without one, in the order they came.
         self.snapshot_at: dict[str, float] = {}
@@ -206,10 +253,15 @@ class Ledger:
     def applied(self, model_id: str, first: int, last: int) -> None:
         """A model's events from `first` to `last` (offsets of its home partition) are in its detectors."""
         self.next_offset[model_id] = last + 1
-        self.unsnapshotted_from.setdefault(model_id, first)
+        self.unsnapshotted_from.add(self.home[model_id], model_id, first)
 
     def label_applied(self, model_id: str, offset: int) -> None:
-        self.unsnapshotted_labels_from.setdefault(model_id, offset)
+        self.unsnapshotted_labels_from.add(self._labels_of(model_id), model_id, offset)
+
+    def _labels_of(self, model_id: str) -> TopicPartition:
+        """The labels-topic partition serving the model (the same number as its home partition)."""
+        assert self.labels_topic is not None, "labels without a labels topic"
+        return TopicPartition(self.labels_topic, self.home[model_id].partition)
 
     # ---- checkpointing ---------------------------------------------------------------------------
 
@@ -247,23 +299,19 @@ class Ledger:
         self.never_snapshotted.pop(model_id, None)
         self.snapshot_at.pop(model_id, None)
         self.snapshot_at[model_id] = now  # last: the oldest stay first
-        self.unsnapshotted_from.pop(model_id, None)
-        self.unsnapshotted_labels_from.pop(model_id, None)
+        self._forget_unsnapshotted(model_id)
+
+    def _forget_unsnapshotted(self, model_id: str) -> None:
+        home = self.home.get(model_id)
+        if home is not None:
+            self.unsnapshotted_from.discard(home, model_id)
+            if self.labels_topic is not None:
+                self.unsnapshotted_labels_from.discard(self._labels_of(model_id), model_id)
 
     def offsets_to_commit(self) -> dict[TopicPartition, CommitOffset]:
         """The pending offsets, each carrying in its metadata where a restore must start reading again: the
         oldest event (or label) a model of that partition holds outside its snapshot."""
-        watermarks: dict[TopicPartition, int] = {}
-
-        def lower(tp: TopicPartition, offset: int) -> None:
-            if offset < watermarks.get(tp, offset + 1):
-                watermarks[tp] = offset
-
-        for model_id, offset in self.unsnapshotted_from.items():
-            lower(self.home[model_id], offset)
-        if self.labels_topic is not None:
-            for model_id, offset in self.unsnapshotted_labels_from.items():
-                lower(TopicPartition(self.labels_topic, self.home[model_id].partition), offset)
+        watermarks = self.unsnapshotted_from.lowest() | self.unsnapshotted_labels_from.lowest()
         return {
             tp: CommitOffset(offset, f"{REPLAY_FROM_PREFIX}{watermarks.get(tp, offset)}")
             for tp, offset in self.pending.items()
@@ -278,12 +326,13 @@ class Ledger:
         self.replay_until.pop(tp, None)
         models = self.models_of(tp)
         for model_id in models:
+            if self.labels_topic is not None:
+                self.unsnapshotted_labels_from.discard(self._labels_of(model_id), model_id)
             del self.home[model_id]
             self.next_offset.pop(model_id, None)
             self.snapshot_at.pop(model_id, None)
             self.never_snapshotted.pop(model_id, None)
-            self.unsnapshotted_from.pop(model_id, None)
-            self.unsnapshotted_labels_from.pop(model_id, None)
+        self.unsnapshotted_from.drop(tp)
         return models
 
 

@@ -26,6 +26,7 @@ from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
 from streamdrift.core.snapshot import decode_snapshot
+from streamdrift.errors import BadRecord
 from tests.conftest import KafkaClients, unique_name
 from tests.integration.conftest import Service
 
@@ -84,6 +85,18 @@ def stream(models: int, per_model: int, seed: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def with_bad_records(events: list[tuple[str, bytes]], every: int) -> list[tuple[str, bytes]]:
+    """The events with a record that is not JSON after every `every`-th one (keyed by the model before it),
+    each distinct: the service dead-letters them while it writes alerts, so that an interval's transaction
+    holds output from its first records on, not only at its commit."""
+    out: list[tuple[str, bytes]] = []
+    for index, (model, value) in enumerate(events, start=1):
+        out.append((model, value))
+        if index % every == 0:
+            out.append((model, b"not json %d" % index))
+    return out
+
+
 def read_all(clients: KafkaClients, topic: str) -> list[Any]:
     consumer = clients.consumer(isolation_level="read_committed", enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
@@ -107,7 +120,10 @@ def offline(config: StreamdriftConfig, records: list[Any]) -> tuple[list[bytes],
     monitor = Monitor(config.policies(), config_version=config.config_version, limits=config.monitor_limits())
     alerts = []
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        event = decoder.decode(record.key, record.value)
+        try:
+            event = decoder.decode(record.key, record.value)
+        except BadRecord:  # the service dead-letters it
+            continue
         source = RecordSource(
             topic=record.topic,
             partition=record.partition,
@@ -323,13 +339,22 @@ def kill_in_flight(
     aim: Callable[[Sample, Sample], bool] | None,
 ) -> Kill:
     """Kill the service at the first moment less input is committed than has arrived and, with an `aim`, the
-    broker shows the moment aimed at (after AIM_WAIT_S, any moment)."""
+    broker shows the moment aimed at (after AIM_WAIT_S, any moment).
+
+    An aimed kill follows the sample that shows its moment at once: the transaction it aims at is open for a
+    few milliseconds only (the state is written just before the commit), too short to read the group's
+    offsets first. They are read just after: a killed service commits nothing more, so they are what was
+    committed at the kill."""
     started = time.monotonic()
     previous = None
     while True:
         sample = view.sample()
         waited = time.monotonic() - started
-        if aim is None or (previous is not None and aim(previous, sample)) or waited > AIM_WAIT_S:
+        if aim is not None and previous is not None and aim(previous, sample):
+            service.kill()
+            now = committed()  # the caller asserts that input was in flight: committed < arrived
+            break
+        if aim is None or waited > AIM_WAIT_S:
             now = committed()
             if now < sample.arrived:
                 service.kill()

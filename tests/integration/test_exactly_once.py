@@ -33,6 +33,7 @@ from tests.integration.runs import (
     read_all,
     stream,
     wait_until,
+    with_bad_records,
 )
 
 # Every test here runs on both transports (kafka.client, tests/conftest.py).
@@ -48,7 +49,9 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     tmp_path: Path,
     state_key: str,
 ) -> None:
-    events = stream(models=12, per_model=SOAK_EVENTS // 12, seed=11)
+    # Bad records among the events: dead letters are written through every interval, exactly once too.
+    events = with_bad_records(stream(models=12, per_model=SOAK_EVENTS // 12, seed=11), every=150)
+    bad = sorted(value for _model, value in events if value.startswith(b"not json"))
     # The default commit interval: transactions long enough for kills to land in most of them.
     run = prepare_run(bootstrap_servers, new_topic(partitions=2), tmp_path, "eos", commit_interval_ms=500)
     service = services(run.config_path, "eos-1")
@@ -72,6 +75,8 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert service.stop() == 0
 
     monitor = assert_alerts_equal_offline(kafka_clients, run, at_least=20)
+    dead_letters = sorted(record.value for record in read_all(kafka_clients, f"{run.tag}-dead-letter"))
+    assert dead_letters == bad, f"{len(dead_letters)} dead letters for {len(bad)} bad records"
     state = final_state(kafka_clients, f"{run.tag}-state", state_key)
     assert sorted(state) == sorted(monitor.models)
     for model_id in monitor.models:

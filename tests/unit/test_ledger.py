@@ -6,10 +6,12 @@ Every expected value below follows from the rules in the ledger's docstrings, wo
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from streamdrift.ports import CommitOffset, TopicPartition
-from streamdrift.service.ledger import Actions, Ledger, State, replay_from
+from streamdrift.service.ledger import Actions, FirstOffsets, Ledger, State, replay_from
 
 EVENTS, LABELS = "events", "labels"
 RAW, REPARTITION = "raw", "repartition"  # repartition mode: raw input forwarded to the repartition topic
@@ -151,7 +153,7 @@ def test_eager_rebalance_giving_back_a_subset_drops_the_other_models() -> None:
     assert ledger.states == {E0: LIVE, E2: ASSIGNED}
     assert ledger.home == {"a": E0}
     assert ledger.next_offset == {"a": 4}
-    assert set(ledger.unsnapshotted_from) == {"a"}
+    assert ledger.unsnapshotted_from.models() == {"a"}
 
 
 def test_an_assignment_without_revocation_keeps_live_partitions_and_their_pending_offsets() -> None:
@@ -230,7 +232,7 @@ def assert_nothing_held_of_the_interval(ledger: Ledger) -> None:
     assert ledger.offsets_to_commit() == {}
     assert ledger.home == {}
     assert ledger.next_offset == {}
-    assert ledger.unsnapshotted_from == {}
+    assert ledger.unsnapshotted_from.models() == set()
     assert ledger.snapshot_at == {}
     assert ledger.replay_end(E1) == -1
 
@@ -380,3 +382,32 @@ def test_a_first_snapshot_is_never_deferred_even_with_a_negative_cut_off() -> No
     bring_live(ledger, E0)
     add_model(ledger, "new", E0, 0, 0)
     assert ledger.snapshots_due(["new"], not_before=-30.0, everything=False) == ["new"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_lowest_first_offsets_equal_a_search_of_every_model(seed: int) -> None:
+    """FirstOffsets keeps the lowest per partition without a search when offsets come in order; in or out
+    of order, it must equal the minimum over every model (the oracle: a plain dict searched in full)."""
+    rng = random.Random(seed)
+    kept, plain = FirstOffsets(), {}  # plain: (partition, model) -> offset
+    latest = dict.fromkeys((E0, E1), 0)
+    for _ in range(2_000):
+        tp, model_id = rng.choice((E0, E1)), f"m{rng.randrange(50)}"
+        action = rng.random()
+        if action < 0.6:
+            # Mostly in order; now and then an offset below the partition's latest.
+            latest[tp] += rng.randrange(3)
+            offset = latest[tp] - (rng.randrange(20) if rng.random() < 0.05 else 0)
+            kept.add(tp, model_id, offset)
+            plain.setdefault((tp, model_id), offset)
+        elif action < 0.95:
+            kept.discard(tp, model_id)
+            plain.pop((tp, model_id), None)
+        else:
+            kept.drop(tp)
+            plain = {key: offset for key, offset in plain.items() if key[0] != tp}
+        expected: dict[TopicPartition, int] = {}
+        for (where, _model), offset in plain.items():
+            expected[where] = min(offset, expected.get(where, offset))
+        assert kept.lowest() == expected
+    assert kept.models() == {model_id for _tp, model_id in plain}
