@@ -20,6 +20,7 @@ from typing import NoReturn
 import orjson
 
 from streamdrift import __version__
+from streamdrift.cli.profile import add_profile_parser
 from streamdrift.cli.replay_options import add_report_arguments
 from streamdrift.cli.tune import add_tune_parser
 from streamdrift.errors import ConfigError, StreamdriftError
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=_replay)
 
     add_tune_parser(commands)
+    add_profile_parser(commands)
 
     alerts = commands.add_parser("alerts", help="read the alerts topic")
     alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")

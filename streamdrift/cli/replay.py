@@ -57,7 +57,7 @@ def replay_file(
 
             first, last = parse_bound("--from", start), parse_bound("--to", stop)
             bar = ProgressLine(sys.stderr) if show_progress else None
-            records = _topic_records(config, topic, first, last)
+            records = topic_records(config, topic, first, last)
             if bar is not None:
                 records = bar.track_items(records, lambda record: len(record.value or b""))
         alerts = replay_records(config, records, stats, watcher=collector)
@@ -143,7 +143,7 @@ def _lines(lines: Iterable[bytes]) -> Iterator[Line]:
         yield Line(line.rstrip(b"\r\n"), offset)
 
 
-def _topic_records(
+def topic_records(
     config: StreamdriftConfig, topic: str, first: Bound | None, last: Bound | None
 ) -> Iterator[InRecord]:
     """The range's records, partition after partition."""

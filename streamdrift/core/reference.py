@@ -1,0 +1,271 @@
+"""Reference profiles: what each model's signals looked like in a known-good period (the training set, a good
+week), for live windows to be compared with (divergence.py).
+
+Per model and signal (`feature:<name>`, `prediction`, `score`): for a numeric signal its quantile bin edges
+with their counts, mean, standard deviation, least and greatest value, and a KLL quantile sketch (Apache
+DataSketches) from which the edges come, so that profiles of two periods merge as if built from both; for a
+categorical one the counts of its `top_k` most frequent values plus `other`; for both the values that were
+missing (null or absent) and of the other type (a string in a numeric feature). A signal's type is settled by
+its first non-null value, as in the service. The JSON format is documented in docs/REFERENCE.md.
+
+Bin counts come from the sketch: each within its rank error of the exact count (`SKETCH_K` = 200: about
+1.3% of the values, DataSketches' figure at 99% confidence). Merged categorical counts are exact for the
+values in both profiles' top-k; a value in one profile's `other` stays there.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import itertools
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import datasketches
+
+from streamdrift.core.event import InferenceEvent, Scalar
+
+FORMAT: Final = "streamdrift.profile"
+VERSION: Final = 1
+SKETCH_K: Final = 200
+DEFAULT_BINS: Final = 10
+DEFAULT_TOP_K: Final = 20
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+OTHER: Final = "\x00other"  # a merged profile's values outside its top-k: kept apart from every real value
+
+
+class ProfileError(ValueError):
+    """A profile document that is not one this version reads."""
+
+
+def _category(value: Scalar) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else None
+
+
+def _number(value: Scalar) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(slots=True)
+class NumericValues:
+    """A numeric signal's values: a mergeable quantile sketch, and the moments (Chan et al.'s merge)."""
+
+    sketch: Any = field(default_factory=lambda: datasketches.kll_doubles_sketch(SKETCH_K))
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0  # sum of squared deviations from the mean
+
+    def add(self, value: float) -> None:
+        self.sketch.update(value)
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+
+    def merge(self, other: NumericValues) -> None:
+        if other.count == 0:
+            return
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        self.m2 += other.m2 + delta * delta * self.count * other.count / total
+        self.mean += delta * other.count / total
+        self.count = total
+        self.sketch.merge(other.sketch)
+
+    def edges(self, bins: int) -> list[float]:
+        """The interior edges of `bins` bins of about equal mass; repeated quantiles (a value that fills more
+        than one bin) give fewer bins."""
+        if self.count == 0:
+            return []
+        quantiles = self.sketch.get_quantiles([i / bins for i in range(1, bins)])
+        return sorted({float(q) for q in quantiles})
+
+    def counts(self, edges: list[float]) -> list[int]:
+        """Counts in (-inf, e1], (e1, e2], …, (ek, inf), from the sketch's ranks, summing to `count`."""
+        if not edges:
+            return [self.count]
+        ranks = [0.0, *(self.sketch.get_rank(edge, True) for edge in edges), 1.0]  # inclusive: value <= edge
+        cumulative = [round(rank * self.count) for rank in ranks]
+        return [high - low for low, high in itertools.pairwise(cumulative)]
+
+    def document(self, bins: int) -> dict[str, Any]:
+        edges = self.edges(bins)
+        std = math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
+        return {
+            "count": self.count, "mean": self.mean, "std": std,
+            "min": float(self.sketch.get_min_value()) if self.count else None,
+            "max": float(self.sketch.get_max_value()) if self.count else None,
+            "edges": edges, "counts": self.counts(edges),
+            "sketch": base64.b64encode(self.sketch.serialize()).decode(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> NumericValues:
+        count = int(document["count"])
+        std = float(document["std"])
+        sketch = datasketches.kll_doubles_sketch.deserialize(base64.b64decode(document["sketch"]))
+        if sketch.n != count:
+            raise ProfileError(f"a sketch of {sketch.n} values for a count of {count}")
+        return cls(sketch=sketch, count=count, mean=float(document["mean"]), m2=std * std * max(count - 1, 0))
+
+
+@dataclass(slots=True)
+class SignalValues:
+    """One signal of one model in the reference period."""
+
+    kind: str
+    numeric: NumericValues = field(default_factory=NumericValues)
+    categories: Counter[str] = field(default_factory=Counter)
+    type_mismatch: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.numeric.count if self.kind == NUMERIC else sum(self.categories.values())
+
+    def add(self, value: Scalar) -> None:
+        if self.kind == NUMERIC:
+            number = _number(value)
+            if number is None:
+                self.type_mismatch += 1
+            else:
+                self.numeric.add(number)
+        else:
+            category = _category(value)
+            if category is None:
+                self.type_mismatch += 1
+            else:
+                self.categories[category] += 1
+
+    def merge(self, other: SignalValues) -> None:
+        if other.kind != self.kind:
+            raise ProfileError(f"a {self.kind} signal and a {other.kind} one cannot be merged")
+        self.numeric.merge(other.numeric)
+        self.categories.update(other.categories)
+        self.type_mismatch += other.type_mismatch
+
+    def document(self, events: int, bins: int, top_k: int) -> dict[str, Any]:
+        head = {
+            "type": self.kind,
+            "missing": events - self.count - self.type_mismatch,
+            "type_mismatch": self.type_mismatch,
+        }
+        if self.kind == NUMERIC:
+            return head | self.numeric.document(bins)
+        top = [(value, count) for value, count in self.categories.most_common() if value != OTHER][:top_k]
+        kept = sum(count for _value, count in top)
+        return head | {"count": self.count, "categories": dict(top), "other": self.count - kept}
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> SignalValues:
+        kind = document["type"]
+        if kind == NUMERIC:
+            return cls(kind, numeric=NumericValues.from_document(document),
+                       type_mismatch=int(document["type_mismatch"]))  # fmt: skip
+        if kind == CATEGORICAL:
+            categories = Counter({str(k): int(v) for k, v in document["categories"].items()})
+            if document["other"]:
+                categories[OTHER] = int(document["other"])
+            return cls(kind, categories=categories, type_mismatch=int(document["type_mismatch"]))
+        raise ProfileError(f"unknown signal type {kind!r}")
+
+
+@dataclass(slots=True)
+class ModelValues:
+    events: int = 0
+    signals: dict[str, SignalValues] = field(default_factory=dict)
+
+    def add(self, name: str, value: Scalar) -> None:
+        signal = self.signals.get(name)
+        if signal is None:
+            if value is None:
+                return
+            signal = self.signals[name] = SignalValues(
+                CATEGORICAL if _category(value) is not None else NUMERIC
+            )
+        if value is not None:
+            signal.add(value)
+
+
+class Profile:
+    """Reference profiles of the models a glob selects, built event by event or read from a document."""
+
+    def __init__(self, *, models: str = "*", bins: int = DEFAULT_BINS, top_k: int = DEFAULT_TOP_K) -> None:
+        if bins < 1 or top_k < 1:
+            raise ValueError("bins and top_k must be at least 1")
+        self.selected, self.bins, self.top_k = models, bins, top_k
+        self.models: dict[str, ModelValues] = {}
+
+    def add(self, event: InferenceEvent) -> None:
+        if not fnmatch.fnmatchcase(event.model_id, self.selected):
+            return
+        model = self.models.get(event.model_id)
+        if model is None:
+            model = self.models[event.model_id] = ModelValues()
+        model.events += 1
+        for name, value in event.features.items():
+            model.add(f"feature:{name}", value)
+        model.add("prediction", event.prediction)
+        model.add("score", event.score)
+
+    def add_all(self, events: Iterable[InferenceEvent]) -> None:
+        for event in events:
+            self.add(event)
+
+    def merge(self, other: Profile) -> None:
+        """Add another period's profile (of the same bins and top_k) to this one."""
+        if (other.bins, other.top_k) != (self.bins, self.top_k):
+            raise ProfileError(
+                f"profiles of {self.bins} bins, top {self.top_k} and {other.bins} bins, top {other.top_k} "
+                "cannot be merged"
+            )
+        for model_id, theirs in other.models.items():
+            ours = self.models.setdefault(model_id, ModelValues())
+            ours.events += theirs.events
+            for name, signal in theirs.signals.items():
+                if name in ours.signals:
+                    ours.signals[name].merge(signal)
+                else:
+                    ours.signals[name] = signal
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": VERSION, "models_selected": self.selected,
+            "bins": self.bins, "top_k": self.top_k,
+            "models": {
+                model_id: {
+                    "events": model.events,
+                    "signals": {
+                        name: signal.document(model.events, self.bins, self.top_k)
+                        for name, signal in sorted(model.signals.items())
+                    },
+                }
+                for model_id, model in sorted(self.models.items())
+            },
+        }  # fmt: skip
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Profile:
+        if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+            raise ProfileError(f'not a streamdrift profile (its "format" is not {FORMAT!r})')
+        if document.get("version") != VERSION:
+            raise ProfileError(
+                f"profile version {document.get('version')!r}; this streamdrift reads {VERSION}"
+            )
+        try:
+            profile = cls(models=str(document["models_selected"]), bins=int(document["bins"]),
+                          top_k=int(document["top_k"]))  # fmt: skip
+            for model_id, model in document["models"].items():
+                profile.models[model_id] = ModelValues(
+                    events=int(model["events"]),
+                    signals={name: SignalValues.from_document(s) for name, s in model["signals"].items()},
+                )
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ProfileError(f"a profile without a field it needs ({error})") from None
+        return profile

@@ -1,0 +1,100 @@
+"""`streamdrift profile build|merge` as a user runs it: the console script over JSONL files, and the bad
+arguments and files a user would give it (one line, exit 2). Reading a topic goes through the same reader as
+`replay --topic` (tests/integration)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from tests.e2e.test_cli import GOOD_CONFIG, assert_clean_lines, streamdrift
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "streamdrift.yaml").write_text(GOOD_CONFIG)
+    rng = np.random.default_rng(9)
+    for name, shift in (("week1", 0.0), ("week2", 1.0)):
+        lines = [
+            orjson.dumps({
+                "model_id": model, "score": round(float(rng.uniform()), 5),
+                "features": {
+                    "amount": round(float(rng.normal(shift, 1)), 5), "plan": str(rng.choice(["a", "b"])),
+                },
+            })
+            for _ in range(2_000) for model in ("fraud-v1", "churn-v1")
+        ]  # fmt: skip
+        (tmp_path / f"{name}.jsonl").write_bytes(b"\n".join([*lines, b"not json"]) + b"\n")
+    return tmp_path
+
+
+def test_build_then_merge_two_weeks(workdir: Path) -> None:
+    config = str(workdir / "streamdrift.yaml")
+    for week in ("week1", "week2"):
+        done = streamdrift(
+            "profile", "build", "--config", config, "--input", str(workdir / f"{week}.jsonl"),
+            "--output", str(workdir / f"{week}.json"), "--models", "fraud-*", "--bins", "5",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().endswith(
+            f"1 models, 2000 events, 1 records not events -> {workdir}/{week}.json"
+        )
+    done = streamdrift(
+        "profile", "merge", str(workdir / "week1.json"), str(workdir / "week2.json"),
+        "--output", str(workdir / "both.json"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    both = orjson.loads((workdir / "both.json").read_bytes())
+    assert list(both["models"]) == ["fraud-v1"]
+    model = both["models"]["fraud-v1"]
+    assert model["events"] == 4_000
+    amounts = [
+        orjson.loads(line)["features"]["amount"]
+        for week in ("week1", "week2")
+        for line in (workdir / f"{week}.jsonl").read_bytes().splitlines()
+        if line.startswith(b"{") and b"fraud-v1" in line
+    ]
+    assert model["signals"]["feature:amount"]["mean"] == pytest.approx(np.mean(amounts), rel=1e-9)
+    plans = Counter(
+        orjson.loads(line)["features"]["plan"]
+        for week in ("week1", "week2")
+        for line in (workdir / f"{week}.jsonl").read_bytes().splitlines()
+        if line.startswith(b"{") and b"fraud-v1" in line
+    )
+    assert model["signals"]["feature:plan"]["categories"] == dict(plans)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "missing.jsonl"], "--input missing.jsonl: no such file"),
+        (["--input", "week1.jsonl", "--topic", "t"], "give either --input FILE or --topic TOPIC"),
+        (["--input", "week1.jsonl", "--from", "0"], "--from and --to need --topic"),
+        (["--input", "week1.jsonl", "--bins", "0"], "--bins must be from 1 to 1000, got 0"),
+        (["--input", "week1.jsonl", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+        (
+            ["--input", "week1.jsonl", "--output", "no/such/dir/p.json"],
+            "--output no/such/dir/p.json: cannot write",
+        ),
+    ],
+)
+def test_bad_build_arguments_are_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
+    command = ["profile", "build", "--config", "streamdrift.yaml", "--output", "p.json", *args]
+    done = streamdrift(*command, cwd=workdir)
+    assert done.returncode == 2, done.stderr
+    (line,) = assert_clean_lines(done.stderr)
+    assert line.startswith(f"streamdrift: {message}"), line
+
+
+def test_merging_what_is_not_a_profile_names_the_file(workdir: Path) -> None:
+    (workdir / "not.json").write_text('{"format": "something"}')
+    (workdir / "broken.json").write_text("{")
+    for name, message in (("not.json", "not a streamdrift profile"), ("broken.json", "not JSON")):
+        done = streamdrift("profile", "merge", name, name, "--output", "out.json", cwd=workdir)
+        assert done.returncode == 2, done.stderr
+        (line,) = assert_clean_lines(done.stderr)
+        assert line.startswith(f"streamdrift: {name}: {message}"), line
