@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from pydantic import ValidationError
 
 from streamdrift.config.model import SECRET_KEYS, StreamdriftConfig
+from streamdrift.core.reference import ProfileError, check_profile
 from streamdrift.errors import ConfigError
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -25,12 +27,17 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Strea
         text = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
-    return parse_config(text, env=env, origin=str(path))
+    return parse_config(text, env=env, origin=str(path), base_dir=path.parent)
 
 
 def parse_config(
-    text: bytes | str, env: Mapping[str, str] | None = None, origin: str = "<config>"
+    text: bytes | str,
+    env: Mapping[str, str] | None = None,
+    origin: str = "<config>",
+    base_dir: Path | None = None,
 ) -> StreamdriftConfig:
+    """`base_dir`: where a relative `reference.profile` is (the config file's directory; default the
+    working directory)."""
     raw = text.encode() if isinstance(text, str) else text
     try:
         document = yaml.safe_load(raw)
@@ -49,11 +56,37 @@ def parse_config(
     document = _substitute(document, os.environ if env is None else env, "", problems)
     if problems:
         raise ConfigError([f"{origin}: {problem}" for problem in problems])
-    document["config_version"] = hashlib.sha256(raw).hexdigest()[:12]
+    version = hashlib.sha256(raw)
+    reference = document.get("reference")
+    if isinstance(reference, dict) and isinstance(reference.get("profile"), str):
+        profile = _read_profile(Path(base_dir or ".") / reference["profile"], origin)
+        version.update(profile)
+        document["reference_version"] = hashlib.sha256(profile).hexdigest()[:12]
+        document["reference_models"] = _profile_models(profile, reference["profile"], origin)
+    document["config_version"] = version.hexdigest()[:12]
     try:
         return StreamdriftConfig.model_validate(document)
     except ValidationError as exc:
         raise ConfigError([f"{origin}: {line}" for line in describe_errors(exc)]) from None
+
+
+def _read_profile(path: Path, origin: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{origin}: reference.profile: {path}: cannot read: {exc.strerror}") from None
+
+
+def _profile_models(profile: bytes, name: str, origin: str) -> dict[str, Any]:
+    """The profile's models, once the document is one this version reads."""
+    try:
+        document = orjson.loads(profile)
+        models: dict[str, Any] = check_profile(document)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}: reference.profile: {name}: not JSON ({exc})") from None
+    except ProfileError as exc:
+        raise ConfigError(f"{origin}: reference.profile: {name}: {exc}") from None
+    return models
 
 
 def describe_errors(exc: ValidationError) -> list[str]:

@@ -5,6 +5,8 @@ Each section's settings live in a module of their own; this one assembles the wh
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
@@ -19,6 +21,7 @@ from streamdrift.config.policies import (
     RangeSettings,
 )
 from streamdrift.config.processing import FieldSettings, LimitSettings, ProcessingSettings
+from streamdrift.config.reference import ReferenceSettings
 from streamdrift.config.sections import SECRET_KEYS, Strict, read_secret_files
 from streamdrift.config.signals import (
     DefaultSettings,
@@ -33,6 +36,7 @@ from streamdrift.config.topics import TopicSettings
 from streamdrift.core.event import EventFields, EventLimits
 from streamdrift.core.monitor import MonitorLimits
 from streamdrift.core.plan import SIGNAL_KINDS, Policies
+from streamdrift.core.windows import ReferencePlan
 
 __all__ = [
     "SECRET_KEYS",
@@ -52,6 +56,7 @@ __all__ = [
     "ProcessingSettings",
     "QualitySettings",
     "RangeSettings",
+    "ReferenceSettings",
     "SignalOverride",
     "SignalSettings",
     "StandardizeSettings",
@@ -78,8 +83,12 @@ class StreamdriftConfig(Strict):
     labels: LabelSettings = LabelSettings()
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
-    # Set by the loader from the file's bytes, so alerts name the config that produced them.
+    reference: ReferenceSettings | None = None
+    # Set by the loader from the file's bytes (and the reference profile's), so alerts name the config that
+    # produced them; and the reference profile's models and version, read from `reference.profile`.
     config_version: SkipJsonSchema[str] = Field("unversioned", exclude=True)
+    reference_models: SkipJsonSchema[dict[str, Any] | None] = Field(None, exclude=True)
+    reference_version: SkipJsonSchema[str] = Field("", exclude=True)
 
     @model_validator(mode="after")
     def _labels_need_range_assignment(self) -> StreamdriftConfig:
@@ -105,7 +114,16 @@ class StreamdriftConfig(Strict):
             ranges=self.quality.policy(),
             model_alerts=self.model_alerts.policy(),
             labels=None if self.topics.labels is None else self.labels.policy(),
+            reference=self._reference_plan(),
         )
+
+    def _reference_plan(self) -> ReferencePlan | None:
+        if self.reference is None or self.reference_models is None:
+            return None
+        return ReferencePlan(
+            models=self.reference_models, policy=self.reference.policy(), version=self.reference_version,
+            selected=self.reference.models,
+        )  # fmt: skip
 
     def event_fields(self) -> EventFields:
         return EventFields(**self.fields.model_dump())

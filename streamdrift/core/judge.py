@@ -11,12 +11,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from streamdrift.core.alert import AlertLevel, DriftAlert, RecordSource, alert_id
+from streamdrift.core.alert import AlertLevel, DriftAlert, RecordSource, alert_id, format_time
 from streamdrift.core.detectors import DRIFT, NO_CHANGE
 from streamdrift.core.event import InferenceEvent
 from streamdrift.core.plan import Policies
 from streamdrift.core.skips import NOT_BINARY
 from streamdrift.core.tracks import ModelMonitor, SignalTrack
+from streamdrift.core.windows import WindowResult
 
 # Called with (model_id, signal, index of the value in the signal's stream, value, detector level:
 # NO_CHANGE, WARNING or DRIFT) for every value fed to a detector (Monitor.observer).
@@ -197,15 +198,17 @@ class Judge:
         observations: int,
         stats: dict[str, Any],
         signals: tuple[str, ...] | None = None,
+        id_key: str | None = None,
     ) -> None:
-        """A drift alert that is not a River detector's (a new category, a model-level alert): its own
-        episode, never resolved; mutes apply to it like to any other. `detector` is (type, params) as the
-        alert names them; `stats` the alert's JSON stats."""
+        """A drift alert that is not a River detector's (a new category, a model-level alert, a reference
+        window): its own episode, never resolved; mutes apply to it like to any other. `detector` is (type,
+        params) as the alert names them; `stats` the alert's JSON stats; `id_key` stands for the signal in
+        the alert id when one record can end several detections of one signal (a window's tests)."""
         at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
         if self.policies.mutes and self.policies.muted(model.model_id, signal, at_ms):
             self.suppressed["mute"] += 1
             return
-        this_id = alert_id(model.model_id, signal, "drift", source)
+        this_id = alert_id(model.model_id, id_key or signal, "drift", source)
         detector_type, params = detector
         alerts.append(
             DriftAlert(
@@ -225,3 +228,29 @@ class Judge:
                 signals=signals,
             )
         )
+
+    def reference(
+        self,
+        model: ModelMonitor,
+        event: InferenceEvent,
+        source: RecordSource,
+        result: WindowResult,
+        alerts: list[DriftAlert],
+    ) -> None:
+        """A closed reference window whose test crossed its threshold (windows.py)."""
+        plan = self.policies.reference
+        assert plan is not None, "a reference window without a reference plan"
+        stats = {
+            "statistic": result.statistic, "p_value": result.p_value, "threshold": result.threshold,
+            "values": result.values, "counts": list(result.counts),
+            "window": {
+                "events": result.events,
+                "start": format_time(result.start_ms), "end": format_time(result.end_ms),
+                "offsets": {where: list(span) for where, span in result.offsets.items()},
+            },
+        }  # fmt: skip
+        self.one_off(
+            model, result.signal, event, source, alerts,
+            detector=(result.test, plan.params(result.threshold)), observations=result.values, stats=stats,
+            id_key=f"{result.signal}\x1ereference:{result.test}",
+        )  # fmt: skip

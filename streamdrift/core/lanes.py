@@ -110,6 +110,8 @@ def steady(model: ModelMonitor) -> Steady | None:
     """The model's `Steady` if it is steady now, else None."""
     if model.join is not None or model.window.opened_at is not None or model.classes or not model.features:
         return None
+    if model.reference is not None:  # every event counts in the reference window: the full path
+        return None
     tracks = model.tracks
     if TYPE_MISMATCH_SIGNAL not in tracks:
         return None

@@ -148,6 +148,10 @@ class Monitor:
         self._outputs.take(model, event, source, alerts, live)
         if model.window.opened_at is not None:
             self._judge.close_window(model, event, source, out)
+        if model.reference is not None:
+            for result in model.reference.add(event, source):
+                if result.crossed:
+                    self._judge.reference(model, event, source, result, out)
         return alerts
 
     def process_many(

@@ -19,6 +19,7 @@ from streamdrift.core.labels import LabelPolicy
 from streamdrift.core.lifecycle import ModelAlertPolicy
 from streamdrift.core.quality import RangePolicy
 from streamdrift.core.scaling import Standardize
+from streamdrift.core.windows import ReferencePlan
 
 SignalKind = Literal[
     "features", "prediction", "score", "error", "missing", "categorical", "type_mismatch", "out_of_range"
@@ -114,6 +115,7 @@ class Policies:
     ranges: RangePolicy = field(default_factory=RangePolicy)
     model_alerts: ModelAlertPolicy = field(default_factory=ModelAlertPolicy)
     labels: LabelPolicy | None = None  # late labels joined from a labels topic (None: inline labels only)
+    reference: ReferencePlan | None = None  # windows compared with a reference profile (windows.py)
 
     def muted(self, model_id: str, signal: str, at_ms: int | None) -> bool:
         return any(mute.covers(model_id, signal, at_ms) for mute in self.mutes)

@@ -193,6 +193,19 @@ class ModelValues:
             signal.add(value)
 
 
+def check_profile(document: Any) -> dict[str, Any]:
+    """The models of a profile document, once its format and version are ones this version reads."""
+    if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+        raise ProfileError(f'not a streamdrift profile (its "format" is not {FORMAT!r})')
+    if document.get("version") != VERSION:
+        version = document.get("version")
+        raise ProfileError(f"profile version {version!r}; this streamdrift reads {VERSION}")
+    models = document.get("models")
+    if not isinstance(models, dict):
+        raise ProfileError("a profile without its models")
+    return models
+
+
 class Profile:
     """Reference profiles of the models a glob selects, built event by event or read from a document."""
 
@@ -252,12 +265,7 @@ class Profile:
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Profile:
-        if not isinstance(document, Mapping) or document.get("format") != FORMAT:
-            raise ProfileError(f'not a streamdrift profile (its "format" is not {FORMAT!r})')
-        if document.get("version") != VERSION:
-            raise ProfileError(
-                f"profile version {document.get('version')!r}; this streamdrift reads {VERSION}"
-            )
+        check_profile(document)
         try:
             profile = cls(models=str(document["models_selected"]), bins=int(document["bins"]),
                           top_k=int(document["top_k"]))  # fmt: skip

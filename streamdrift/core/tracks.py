@@ -130,7 +130,10 @@ class FeatureWatch:
 class ModelMonitor:
     """Everything streamdrift holds for one model."""
 
-    __slots__ = ("classes", "detectors", "events", "features", "join", "model_id", "plan", "tracks", "window")
+    __slots__ = (
+        "classes", "detectors", "events", "features", "join", "model_id", "plan", "reference", "tracks",
+        "window",
+    )  # fmt: skip
 
     def __init__(self, model_id: str, plan: ModelPlan) -> None:
         self.model_id = model_id
@@ -143,6 +146,8 @@ class ModelMonitor:
         self.window = ModelWindow()
         labels = plan.policies.labels
         self.join = None if labels is None else LabelJoin(labels)
+        reference = plan.policies.reference
+        self.reference = None if reference is None else reference.window_for(model_id)
 
     def track(self, name: str, policy: SignalPolicy) -> SignalTrack | None:
         if not policy.enabled:
@@ -188,6 +193,7 @@ def export_model(model: ModelMonitor) -> dict[str, Any]:
         # between the two only in a process that never restored, so equal states would differ in bytes.
         "model_window": model.window.export(),
         "join": None if model.join is None else model.join.export(),
+        "reference": None if model.reference is None else model.reference.export(),
     }
 
 
@@ -248,4 +254,7 @@ def restore_model(model: ModelMonitor, state: dict[str, Any]) -> int:
     join = state.get("join")
     if policies.labels is not None and join is not None:
         model.join = LabelJoin.restored(policies.labels, join)
+    saved_window = state.get("reference")
+    if model.reference is not None and saved_window is not None:
+        model.reference.restore(saved_window)  # another profile's window is not taken over: it starts anew
     return fresh

@@ -16,6 +16,7 @@ snapshot) and restores, so that windows survive restarts and equal the replay's.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,14 +131,40 @@ class WindowResult:
     end_ms: int | None
 
 
-class ModelWindow:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferencePlan:
+    """The reference profile's models (their documents, reference.py), which of them have windows, and how
+    long the windows are and what they test. `version` names the profile (a hash of its bytes)."""
+
+    models: Mapping[str, Mapping[str, Any]]
+    policy: WindowPolicy
+    version: str
+    selected: str = "*"
+
+    def window_for(self, model_id: str) -> ReferenceWindow | None:
+        """A new window for the model, if it is selected and in the profile."""
+        model = self.models.get(model_id)
+        if model is None or not fnmatch.fnmatchcase(model_id, self.selected):
+            return None
+        cells = {name: Cells(signal) for name, signal in model["signals"].items()}
+        return ReferenceWindow(cells, self.policy, self.version)
+
+    def params(self, threshold: float) -> dict[str, Any]:
+        """The alert's `detector.params`."""
+        policy = self.policy
+        size = {"events": policy.events} if policy.events is not None else {"seconds": policy.seconds}
+        return {"threshold": threshold, "window": size, "profile": self.version}
+
+
+class ReferenceWindow:
     """The open window of one model."""
 
-    __slots__ = ("cells", "counts", "events", "offsets", "policy", "start_ms")
+    __slots__ = ("cells", "counts", "events", "offsets", "policy", "profile", "start_ms")
 
-    def __init__(self, cells: Mapping[str, Cells], policy: WindowPolicy) -> None:
+    def __init__(self, cells: Mapping[str, Cells], policy: WindowPolicy, profile: str = "") -> None:
         self.cells = cells
         self.policy = policy
+        self.profile = profile  # the profile's version: a saved window of another profile is not taken over
         self.counts: dict[str, list[int]] = {}
         self.events = 0
         self.offsets: dict[str, list[int]] = {}
@@ -215,24 +242,28 @@ class ModelWindow:
         self.counts, self.events, self.offsets, self.start_ms = {}, 0, {}, None
         return results
 
-    def export(self) -> dict[str, Any]:
-        return {
-            "counts": {name: list(counts) for name, counts in self.counts.items()},
-            "events": self.events,
-            "offsets": {where: list(span) for where, span in self.offsets.items()},
-            "start_ms": self.start_ms,
-        }
+    def export(self) -> tuple[Any, ...]:
+        """(profile version, counts per signal, events, offsets per partition, start): plain containers."""
+        return (
+            self.profile,
+            [(name, list(counts)) for name, counts in self.counts.items()],
+            self.events,
+            [(where, span[0], span[1]) for where, span in self.offsets.items()],
+            self.start_ms,
+        )
 
-    def restore(self, saved: Mapping[str, Any]) -> None:
-        """Take over a saved window; a signal whose cells changed (another profile) starts empty."""
-        self.counts = {
-            name: list(counts)
-            for name, counts in saved["counts"].items()
-            if name in self.cells and len(counts) == len(self.cells[name].reference)
-        }
-        self.events = int(saved["events"])
-        self.offsets = {where: list(span) for where, span in saved["offsets"].items()}
-        self.start_ms = saved["start_ms"]
+    def restore(self, saved: Sequence[Any]) -> bool:
+        """Take over a saved window of the same profile and policy; False (and the window stays empty) when
+        the profile changed: its cells are not those the counts were taken over."""
+        profile, counts, events, offsets, start_ms = saved
+        if profile != self.profile:
+            return False
+        cells = self.cells
+        self.counts = {n: list(c) for n, c in counts if n in cells and len(c) == len(cells[n].reference)}
+        self.events = int(events)
+        self.offsets = {where: [first, last] for where, first, last in offsets}
+        self.start_ms = start_ms
+        return True
 
 
 def _value(event: InferenceEvent, signal: str) -> Scalar:

@@ -1,0 +1,44 @@
+"""The `reference:` section: live windows compared with a reference profile (docs/REFERENCE.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from streamdrift.config.sections import Strict
+from streamdrift.core.windows import WindowPolicy
+
+
+class WindowSettings(Strict):
+    events: int | None = Field(None, ge=1, description="a window closes after this many events of the model")
+    seconds: float | None = Field(
+        None, gt=0, description="or: tumbling windows of this many seconds of record time"
+    )
+
+
+class ReferenceSettings(Strict):
+    """Tumbling windows of each profiled model's values, each compared with the profile when it closes."""
+
+    profile: str = Field(
+        description="the profile's JSON file (`streamdrift profile build`), relative to this file"
+    )
+    models: str = Field("*", description="glob on the model ids that get windows (those in the profile)")
+    window: WindowSettings = Field(description="`events: N` or `seconds: S`")
+    numeric: dict[str, float] = Field(
+        default_factory=lambda: {"psi": 0.2},
+        description="tests of numeric signals and their thresholds: psi, jensen_shannon, wasserstein",
+    )
+    categorical: dict[str, float] = Field(
+        default_factory=lambda: {"chi_square": 0.001},
+        description="tests of categorical signals: psi, jensen_shannon, chi_square (its threshold a p-value)",
+    )
+
+    @model_validator(mode="after")
+    def _a_policy_that_works(self) -> ReferenceSettings:
+        self.policy()
+        return self
+
+    def policy(self) -> WindowPolicy:
+        return WindowPolicy(
+            events=self.window.events, seconds=self.window.seconds,
+            numeric=dict(self.numeric), categorical=dict(self.categorical),
+        )  # fmt: skip
