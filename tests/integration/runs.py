@@ -25,6 +25,7 @@ from streamdrift.core.alert import RecordSource
 from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
+from streamdrift.core.reference import Profile
 from streamdrift.core.snapshot import decode_snapshot
 from streamdrift.errors import BadRecord
 from tests.conftest import KafkaClients, unique_name
@@ -36,8 +37,9 @@ SOAK_KILLS = int(os.environ.get("STREAMDRIFT_SOAK_KILLS", "10"))
 SOAK_EVENTS = int(os.environ.get("STREAMDRIFT_SOAK_EVENTS", "100800"))
 
 
-def config_yaml(bootstrap: str, input_topic: str, tag: str, **processing: Any) -> str:
-    """The config of a run; `processing` adds or overrides settings of that section."""
+def config_yaml(bootstrap: str, input_topic: str, tag: str, *, sections: str = "", **processing: Any) -> str:
+    """The config of a run; `processing` adds or overrides settings of that section; `sections`: more
+    top-level YAML sections."""
     settings = {"commit_interval_ms": 100, "session_timeout_ms": 6000, **processing}
     lines = "".join(f"\n  {key}: {value}" for key, value in settings.items())
     return f"""
@@ -60,7 +62,7 @@ models:
     features:
       x: {{detector: {{type: kswin, alpha: 0.001, seed: 5}}}}
 logging: {{summary_interval_s: 1}}
-"""
+{sections}"""
 
 
 def stream(models: int, per_model: int, seed: int) -> list[tuple[str, bytes]]:
@@ -83,6 +85,22 @@ def stream(models: int, per_model: int, seed: int) -> list[tuple[str, bytes]]:
             event = {"model_id": name, "features": features, "score": round(float(rng.beta(2, 5)), 4)}
             out.append((name, orjson.dumps(event)))
     return out
+
+
+def reference_section(tmp_path: Path, events: list[tuple[str, bytes]], window: str = "{events: 250}") -> str:
+    """A `reference:` section whose profile (written to `tmp_path`, named by its absolute path) is built
+    from `events`: numeric features tested by PSI and Wasserstein, categorical ones by chi-square."""
+    decoder = EventDecoder()
+    profile = Profile(bins=10, top_k=5)
+    profile.add_all(decoder.decode(model.encode(), value) for model, value in events)
+    path = tmp_path / "reference-profile.json"
+    path.write_bytes(orjson.dumps(profile.document()))
+    return f"""reference:
+  profile: "{path}"
+  window: {window}
+  numeric: {{psi: 0.1, wasserstein: 0.15}}
+  categorical: {{chi_square: 0.001}}
+"""
 
 
 def with_bad_records(events: list[tuple[str, bytes]], every: int) -> list[tuple[str, bytes]]:
@@ -148,9 +166,11 @@ class Run:
         return f"{self.tag}-group"
 
 
-def prepare_run(bootstrap: str, topic: str, tmp_path: Path, prefix: str, **processing: Any) -> Run:
+def prepare_run(
+    bootstrap: str, topic: str, tmp_path: Path, prefix: str, *, sections: str = "", **processing: Any
+) -> Run:
     tag = unique_name(prefix)
-    text = config_yaml(bootstrap, topic, tag, **processing)
+    text = config_yaml(bootstrap, topic, tag, sections=sections, **processing)
     config_path = tmp_path / "streamdrift.yaml"
     config_path.write_text(text)
     return Run(topic=topic, tag=tag, config_path=config_path, config=parse_config(text.encode()))

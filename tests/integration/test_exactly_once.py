@@ -31,6 +31,7 @@ from tests.integration.runs import (
     prepare_run,
     producing,
     read_all,
+    reference_section,
     stream,
     wait_until,
     with_bad_records,
@@ -53,7 +54,16 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     events = with_bad_records(stream(models=12, per_model=SOAK_EVENTS // 12, seed=11), every=150)
     bad = sorted(value for _model, value in events if value.startswith(b"not json"))
     # The default commit interval: transactions long enough for kills to land in most of them.
-    run = prepare_run(bootstrap_servers, new_topic(partitions=2), tmp_path, "eos", commit_interval_ms=500)
+    # With reference windows: their counts are state too, and their alerts are among those compared.
+    reference = reference_section(tmp_path, stream(models=12, per_model=1_000, seed=99))
+    run = prepare_run(
+        bootstrap_servers,
+        new_topic(partitions=2),
+        tmp_path,
+        "eos",
+        sections=reference,
+        commit_interval_ms=500,
+    )
     service = services(run.config_path, "eos-1")
     view = BrokerView(kafka_clients, [run.topic], output_topics(run.config))
     # Paced to outlast the kills (each costs a restart: about 5 s), in small chunks (a steady flow, not bursts
@@ -75,6 +85,10 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert service.stop() == 0
 
     monitor = assert_alerts_equal_offline(kafka_clients, run, at_least=20)
+    windows = [
+        r for r in read_all(kafka_clients, f"{run.tag}-alerts") if b'"detector":{"type":"psi"' in r.value
+    ]
+    assert windows, "no reference window alert: the windows' state was not exercised"
     dead_letters = sorted(record.value for record in read_all(kafka_clients, f"{run.tag}-dead-letter"))
     assert dead_letters == bad, f"{len(dead_letters)} dead letters for {len(bad)} bad records"
     state = final_state(kafka_clients, f"{run.tag}-state", state_key)
