@@ -41,7 +41,7 @@ def add_profile_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, read_profile=False)
     if (args.input is None) == (args.topic is None):
         raise ConfigError("give either --input FILE or --topic TOPIC")
     if args.topic is None and (args.start is not None or args.stop is not None):

@@ -20,14 +20,17 @@ from streamdrift.errors import ConfigError
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> StreamdriftConfig:
-    """Read and validate a config file; raises `ConfigError` listing every problem."""
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, read_profile: bool = True
+) -> StreamdriftConfig:
+    """Read and validate a config file; raises `ConfigError` listing every problem. Without `read_profile`
+    the reference profile is not read (building one must not need one): no model gets windows."""
     path = Path(path)
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
-    return parse_config(text, env=env, origin=str(path), base_dir=path.parent)
+    return parse_config(text, env=env, origin=str(path), base_dir=path.parent, read_profile=read_profile)
 
 
 def parse_config(
@@ -35,6 +38,8 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     origin: str = "<config>",
     base_dir: Path | None = None,
+    *,
+    read_profile: bool = True,
 ) -> StreamdriftConfig:
     """`base_dir`: where a relative `reference.profile` is (the config file's directory; default the
     working directory)."""
@@ -58,7 +63,7 @@ def parse_config(
         raise ConfigError([f"{origin}: {problem}" for problem in problems])
     version = hashlib.sha256(raw)
     reference = document.get("reference")
-    if isinstance(reference, dict) and isinstance(reference.get("profile"), str):
+    if read_profile and isinstance(reference, dict) and isinstance(reference.get("profile"), str):
         profile = _read_profile(Path(base_dir or ".") / reference["profile"], origin)
         version.update(profile)
         document["reference_version"] = hashlib.sha256(profile).hexdigest()[:12]

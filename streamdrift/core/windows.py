@@ -126,7 +126,8 @@ class WindowResult:
     values: int  # the signal's values in the window's cells
     counts: tuple[int, ...]  # per cell
     events: int  # the model's events in the window
-    offsets: Mapping[str, tuple[int, int]]  # per source partition ("topic/partition"): first and last offset
+    # Per source partition ("topic/partition", or "lines" for a file): the first and last offset (line).
+    offsets: Mapping[str, tuple[int, int]]
     start_ms: int | None  # a record-time window's bounds, [start, end)
     end_ms: int | None
 
@@ -192,7 +193,9 @@ class ReferenceWindow:
 
     def _count(self, event: InferenceEvent, source: RecordSource) -> None:
         self.events += 1
-        where = f"{source.topic}/{source.partition}"
+        where = (
+            "lines" if source.topic is None else f"{source.topic}/{source.partition}"
+        )  # a file: line numbers
         span = self.offsets.get(where)
         if span is None:
             self.offsets[where] = [source.offset, source.offset]

@@ -11,7 +11,10 @@ import numpy as np
 import orjson
 import pytest
 
+from streamdrift.core.event import EventDecoder
+from streamdrift.core.windows import Cells
 from tests.e2e.test_cli import GOOD_CONFIG, assert_clean_lines, streamdrift
+from tests.unit.test_windows import expected
 
 
 @pytest.fixture
@@ -98,3 +101,45 @@ def test_merging_what_is_not_a_profile_names_the_file(workdir: Path) -> None:
         assert done.returncode == 2, done.stderr
         (line,) = assert_clean_lines(done.stderr)
         assert line.startswith(f"streamdrift: {name}: {message}"), line
+
+
+def test_a_replay_with_reference_windows_alerts_as_scipy_computes_on_the_lines_named(workdir: Path) -> None:
+    """`profile build` from one week, `replay` of the shifted week with windows against it: each window
+    alert's statistic equals scipy's on the lines its window names (`lines`: line numbers of the input)."""
+
+    config = workdir / "streamdrift.yaml"
+    config.write_text(
+        GOOD_CONFIG
+        + "reference:\n  profile: week1.json\n  window: {events: 500}\n"
+        + "  numeric: {psi: 0.1, wasserstein: 0.1}\n  categorical: {psi: 0.0}\n"
+    )
+    built = streamdrift(
+        "profile", "build", "--config", "streamdrift.yaml", "--input", "week1.jsonl",
+        "--output", "week1.json", cwd=workdir,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    replayed = streamdrift("replay", "--config", "streamdrift.yaml", "--input", "week2.jsonl", cwd=workdir)
+    assert replayed.returncode == 0, replayed.stderr
+    alerts = [orjson.loads(line) for line in replayed.stdout.splitlines()]
+    window_alerts = [a for a in alerts if a["detector"]["type"] in {"psi", "wasserstein"}]
+    # Two models x 2,000 events: four windows each; amount moved by 1 std: every window over both thresholds.
+    assert {(a["model_id"], a["signal"], a["detector"]["type"]) for a in window_alerts} >= {
+        (model, "feature:amount", test)
+        for model in ("fraud-v1", "churn-v1")
+        for test in ("psi", "wasserstein")
+    }
+    lines = (workdir / "week2.jsonl").read_bytes().splitlines()
+    profile = orjson.loads((workdir / "week1.json").read_bytes())
+    decoder = EventDecoder()
+    for alert in window_alerts:
+        first, last = alert["stats"]["window"]["offsets"]["lines"]
+        named = [
+            event
+            for line in lines[first : last + 1]
+            if line.startswith(b"{") and (event := decoder.decode(None, line)).model_id == alert["model_id"]
+        ]
+        assert len(named) == alert["stats"]["window"]["events"] == 500
+        signal, test = alert["signal"], alert["detector"]["type"]
+        cells = Cells(profile["models"][alert["model_id"]]["signals"][signal])
+        statistic, _ = expected(signal, test, cells, named)
+        assert alert["stats"]["statistic"] == pytest.approx(statistic, abs=1e-9), alert
