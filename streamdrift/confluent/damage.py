@@ -29,26 +29,31 @@ def batch_end(
 ) -> int | None:
     """The first offset after the damaged batch holding `damaged_at` (at most the partition's `end`), or None
     when it cannot be told."""
-    consumer = make_consumer()
     probes = 0
 
     def readable(offset: int) -> bool:
+        # A consumer of its own per probe: one reassigned from probe to probe can still hand out what an
+        # earlier probe fetched (a record past this offset, or that probe's error), which misplaces the end.
         nonlocal probes
         probes += 1
         if probes > MAX_PROBES:
             raise _Unknown
-        consumer.assign([Theirs(tp.topic, tp.partition, offset)])
-        deadline = time.monotonic() + PROBE_WAIT_S
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is None or error.code() == KafkaError._PARTITION_EOF:
-                return True
-            if error.code() in DAMAGED:
-                return False
-        raise _Unknown
+        consumer = make_consumer()
+        try:
+            consumer.assign([Theirs(tp.topic, tp.partition, offset)])
+            deadline = time.monotonic() + PROBE_WAIT_S
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is None or error.code() == KafkaError._PARTITION_EOF:
+                    return True
+                if error.code() in DAMAGED:
+                    return False
+            raise _Unknown
+        finally:
+            consumer.close()
 
     try:
         known_bad, step = damaged_at, 1
@@ -70,5 +75,3 @@ def batch_end(
         return readable_at
     except _Unknown:
         return None
-    finally:
-        consumer.close()
