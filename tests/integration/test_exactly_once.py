@@ -51,11 +51,11 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     state_key: str,
 ) -> None:
     # Bad records among the events: dead letters are written through every interval, exactly once too.
-    events = with_bad_records(stream(models=12, per_model=SOAK_EVENTS // 12, seed=11), every=150)
+    events = with_bad_records(stream(models=12, per_model=SOAK_EVENTS // 12, seed=11), every=60)
     bad = sorted(value for _model, value in events if value.startswith(b"not json"))
     # The default commit interval: transactions long enough for kills to land in most of them.
     # With reference windows: their counts are state too, and their alerts are among those compared.
-    reference = reference_section(tmp_path, stream(models=12, per_model=1_000, seed=99))
+    reference = reference_section(tmp_path, stream(models=12, per_model=2_000, seed=99))
     run = prepare_run(
         bootstrap_servers,
         new_topic(partitions=2),
