@@ -22,9 +22,14 @@ FIRST_TIMESTAMP_MS = 1_790_000_000_000
 
 
 def replay(*args: str) -> list[bytes]:
+    return replay_and_summary(*args)[0]
+
+
+def replay_and_summary(*args: str) -> tuple[list[bytes], str]:
+    """The alerts, and the replay's stderr (its summary line counts what it read and wrote)."""
     done = subprocess.run([STREAMDRIFT, "replay", *args], capture_output=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr.decode()
-    return done.stdout.splitlines()
+    return done.stdout.splitlines(), done.stderr.decode()[-2000:]
 
 
 def without_source(alert: bytes) -> bytes:
@@ -63,7 +68,8 @@ def test_replay_of_a_topic_range_and_of_a_file_equals_the_service(
 
     config = str(run.config_path)
     # The whole topic: the very same alerts, byte for byte.
-    assert sorted(replay("--config", config, "--topic", run.topic)) == served
+    whole, said = replay_and_summary("--config", config, "--topic", run.topic)
+    assert sorted(whole) == served, f"{len(whole)} alerts; the replay said: {said}"
     # Up to an offset: detection is causal, so exactly the service's alerts on records before it.
     cut = 2000
     expected = [a for a in served if orjson.loads(a)["source"]["offset"] < cut]
