@@ -160,10 +160,11 @@ class ReferencePlan:
 class ReferenceWindow:
     """The open window of one model."""
 
-    __slots__ = ("cells", "counts", "events", "offsets", "policy", "profile", "start_ms")
+    __slots__ = ("cells", "counts", "events", "offsets", "policy", "profile", "reads", "start_ms")
 
     def __init__(self, cells: Mapping[str, Cells], policy: WindowPolicy, profile: str = "") -> None:
         self.cells = cells
+        self.reads = [(name, cell, reader(name)) for name, cell in cells.items()]
         self.policy = policy
         self.profile = profile  # the profile's version: a saved window of another profile is not taken over
         self.counts: dict[str, list[int]] = {}
@@ -201,8 +202,8 @@ class ReferenceWindow:
             self.offsets[where] = [source.offset, source.offset]
         else:
             span[1] = source.offset
-        for name, cells in self.cells.items():
-            value = _value(event, name)
+        for name, cells, read in self.reads:
+            value = read(event)
             if value is None:
                 continue
             cell = cells.cell(value)
@@ -269,11 +270,13 @@ class ReferenceWindow:
         return True
 
 
-def _value(event: InferenceEvent, signal: str) -> Scalar:
+def reader(signal: str) -> Callable[[InferenceEvent], Scalar]:
+    """How to read the signal's value from an event, worked out once per window, not once per event."""
     if signal.startswith("feature:"):
-        return event.features.get(signal[len("feature:") :])
+        feature = signal[len("feature:") :]
+        return lambda event: event.features.get(feature)
     if signal == "prediction":
-        return event.prediction
+        return lambda event: event.prediction
     if signal == "score":
-        return event.score
-    return None
+        return lambda event: event.score
+    return lambda event: None
