@@ -136,19 +136,31 @@ def _topic_ready(admin: Any, name: str, partitions: int) -> bool:
     )
 
 
+KEPT_FOR_EVER = {"retention.ms": "-1"}
+
+
 @pytest.fixture
 def new_topic(kafka_admin: Any) -> Iterator[TopicFactory]:
     """Factory for fresh topics: `new_topic(partitions=1, config=None) -> name`, all deleted afterwards.
 
     The name ends in a uuid, so tests never see each other's records. The factory returns only once the
     topic's metadata is visible with every partition led, so producers and consumers can use it at once.
+    Records are kept for ever: tests stamp records with fixed past times (to assert the times alerts
+    show), and the broker deletes records older than the default retention (7 days) at its next retention
+    check, which can fall between a test's writing and its reading.
     """
     created: list[str] = []
 
     def create(partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = unique_name("test")
         kafka_admin.create_topics(
-            {name: {"num_partitions": partitions, "replication_factor": 1, "configs": dict(config or {})}}
+            {
+                name: {
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "configs": KEPT_FOR_EVER | (config or {}),
+                }
+            }
         )
         created.append(name)
         deadline = time.monotonic() + TOPIC_READY_WAIT_S

@@ -105,6 +105,8 @@ class KafkaPythonTransport:
             )
         with translated_errors(f"connecting the producer to {self._servers}"):
             producer = KafkaProducer(**config)
+        if transactional_id is not None:
+            _without_epoch_bump(producer)
         return KafkaPythonProducer(
             producer, transactional=transactional_id is not None, call_timeout_s=self.call_timeout_s
         )
@@ -138,3 +140,16 @@ class KafkaPythonTransport:
     def raise_if_misconfigured(self) -> None:
         if self.watch.cause is not None:
             raise FatalServiceError(f"cannot connect to {self._servers}: {self.watch.cause}")
+
+
+def _without_epoch_bump(producer: Any) -> None:
+    """A write answered INVALID_PRODUCER_EPOCH (a newer instance with this transactional id initialised)
+    is a fence, as the Java client takes it. kafka-python 3.0 instead bumps the epoch by itself (KIP-360,
+    InitProducerId with the stale epoch) and carries on: the fenced instance goes on writing, its next
+    call fails as "Cannot call send in state READY", and its rollback with a new producer fences the newer
+    instance in turn (both then stop). Without the bump, kafka-python makes the error fatal; it names
+    InvalidProducerEpochError and translates to `Fenced`. The other errors the bump was for (unknown
+    producer id, out-of-order sequence) become fatal too, which the service answers by rolling back with a
+    new producer: the same recovery, through the same path as a broker outage."""
+    manager = producer._transaction_manager  # kafka-python has no public switch for it
+    manager._supports_epoch_bump = lambda: False
