@@ -4,26 +4,41 @@ committing by itself.
 librdkafka runs the rebalance callbacks inside `poll`, on the polling thread. The assignment takes effect
 before the handler hears of it, so that the handler can pause and seek the partitions it was given; the
 handler always receives the whole new assignment, under eager and cooperative rebalancing alike.
+
+A static member whose session expired (the broker away or frozen past `session.timeout.ms`) can be fenced by
+its own rejoin: librdkafka rejoins under a new member id while a request under the old one is still on its
+way, the coordinator answers that one FENCED_INSTANCE_ID, and librdkafka makes the consumer unusable
+(confluentinc/librdkafka#3437). The consumer is then replaced by a new one that joins again, as other
+clients rejoin after such a fence; a second fence soon after is taken for what the error says, another
+replica with this instance id, and ends the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as Theirs
 
 from streamdrift.confluent.consumer import ConsumerBase, ours, theirs
 from streamdrift.confluent.errors import translate, translated_errors
-from streamdrift.ports import CommitOffset, GroupMetadata, RebalanceHandler, TopicPartition
+from streamdrift.errors import Fenced
+from streamdrift.ports import Batch, CommitOffset, GroupMetadata, RebalanceHandler, TopicPartition
+
+log = logging.getLogger("streamdrift.confluent")
 
 STATISTICS_INTERVAL_MS = 1000
 # librdkafka's clock in its statistics ("ts", microseconds) is the monotonic clock; further apart than this
 # from Python's, it is not taken for it.
 _CLOCKS_AGREE_S = 60.0
+# Fenced again this soon after rejoining: another replica has this instance id (they would fence each other
+# in turn for ever), not a stale request of this member's own.
+FENCED_AGAIN_S = 600.0
 
 
 class Heartbeat:
@@ -60,7 +75,7 @@ class Heartbeat:
 class ConfluentGroupConsumer(ConsumerBase):
     def __init__(
         self,
-        consumer: Consumer,
+        make_consumer: Callable[[], Consumer],
         heartbeat: Heartbeat,
         *,
         max_poll_records: int,
@@ -69,13 +84,48 @@ class ConfluentGroupConsumer(ConsumerBase):
         prober: Callable[[], Consumer] | None = None,
     ) -> None:
         super().__init__(
-            consumer, max_poll_records=max_poll_records, timeout_s=timeout_s, cooperative=cooperative,
+            make_consumer(), max_poll_records=max_poll_records, timeout_s=timeout_s, cooperative=cooperative,
             prober=prober,
         )  # fmt: skip
+        self._make_consumer = make_consumer  # the same configuration (and heartbeat) again, after a fence
         self._heartbeat = heartbeat
         self._topics: list[str] = []
         self._handler: RebalanceHandler | None = None
         self._closing = False
+        self._rejoined_after_fence_at: float | None = None  # time.monotonic()
+
+    def poll(self, timeout_s: float) -> Batch:
+        try:
+            return super().poll(timeout_s)
+        except Fenced as fence:
+            last = self._rejoined_after_fence_at
+            if not self._topics or (last is not None and time.monotonic() - last < FENCED_AGAIN_S):
+                raise
+            self._rejoin_after_fence(fence)
+            return {}
+
+    def _rejoin_after_fence(self, fence: Fenced) -> None:
+        """Replace the consumer librdkafka made unusable; what this member held is lost (nothing of it can be
+        committed any more), and the new consumer is assigned afresh."""
+        log.warning("%s; taken for this member's own earlier session: rejoining with a new consumer", fence)
+        self._rejoined_after_fence_at = time.monotonic()
+        held: set[TopicPartition] = set()
+        with contextlib.suppress(KafkaException, RuntimeError):
+            held = ours(self._consumer.assignment())
+        if held and self._handler is not None:
+            self._handler.on_lost(held)
+        self._closing = True
+        try:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._consumer.close()
+        finally:
+            self._closing = False
+        self._targets.clear()
+        self._ends.clear()
+        self._paused.clear()
+        self._damaged = None
+        self._consumer = self._make_consumer()
+        self._subscribe()
 
     def subscribe(self, topics: Sequence[str], handler: RebalanceHandler) -> None:
         self._topics, self._handler = list(topics), handler

@@ -84,9 +84,9 @@ class ConfluentTransport:
             "statistics.interval.ms": STATISTICS_INTERVAL_MS,
             "stats_cb": heartbeat.on_statistics,
         }
-        consumer = self._make(Consumer, config, "the consumer")
         return ConfluentGroupConsumer(
-            consumer, heartbeat, max_poll_records=max_poll_records, timeout_s=self._timeout_s,
+            lambda: self._make(Consumer, config, "the consumer"), heartbeat,
+            max_poll_records=max_poll_records, timeout_s=self._timeout_s,
             cooperative=self.rebalance == "cooperative", prober=self._prober,
         )  # fmt: skip
 
