@@ -31,6 +31,10 @@ def format_alert(alert: dict[str, Any]) -> str:
     ]
     if alert.get("signals"):  # a model-level alert: what drifted together
         parts.append(", ".join(alert["signals"]))
+    stats = alert.get("stats") or {}
     if detector == "new_category":
-        parts.append(f"new value {(alert.get('stats') or {}).get('value')!r}")
+        parts.append(f"new value {stats.get('value')!r}")
+    segment = stats.get("segment")
+    if isinstance(segment, dict):  # a reference window of one segment's events
+        parts.append(f"segment {segment.get('feature')}={segment.get('value')}")
     return "  ".join(parts)

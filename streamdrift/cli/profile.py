@@ -33,6 +33,12 @@ def add_profile_parser(commands: argparse._SubParsersAction[Any]) -> None:
     build.add_argument("--models", default="*", help="glob of the model ids to profile (default: all)")
     build.add_argument("--bins", type=int, default=DEFAULT_BINS, help="quantile bins per numeric signal")
     build.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="values kept per categorical signal")
+    build.add_argument(
+        "--segments",
+        metavar="FEATURE,...",
+        help="categorical features whose values (the top-k) get profiles of their own "
+        "(default: the config's reference.segments)",
+    )
     build.set_defaults(handler=_build)
     merge = actions.add_parser("merge", help="one profile of the periods of several")
     merge.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile JSON files")
@@ -50,7 +56,11 @@ def _build(args: argparse.Namespace) -> int:
         raise ConfigError(f"--bins must be from 1 to {MAX_BINS}, got {args.bins}")
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
-    profile = Profile(models=args.models, bins=args.bins, top_k=args.top_k)
+    if args.segments is not None:
+        segments = [name.strip() for name in args.segments.split(",") if name.strip()]
+    else:
+        segments = [] if config.reference is None else list(config.reference.segments)
+    profile = Profile(models=args.models, bins=args.bins, top_k=args.top_k, segments=segments)
     decoder = EventDecoder(config.event_fields(), config.event_limits())
     bad = 0
     if args.input is not None:

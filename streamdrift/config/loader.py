@@ -67,7 +67,9 @@ def parse_config(
         profile = _read_profile(Path(base_dir or ".") / reference["profile"], origin)
         version.update(profile)
         document["reference_version"] = hashlib.sha256(profile).hexdigest()[:12]
-        document["reference_models"] = _profile_models(profile, reference["profile"], origin)
+        document["reference_models"] = _profile_models(
+            profile, reference["profile"], origin, reference.get("segments")
+        )
     document["config_version"] = version.hexdigest()[:12]
     try:
         return StreamdriftConfig.model_validate(document)
@@ -82,8 +84,9 @@ def _read_profile(path: Path, origin: str) -> bytes:
         raise ConfigError(f"{origin}: reference.profile: {path}: cannot read: {exc.strerror}") from None
 
 
-def _profile_models(profile: bytes, name: str, origin: str) -> dict[str, Any]:
-    """The profile's models, once the document is one this version reads."""
+def _profile_models(profile: bytes, name: str, origin: str, segments: Any) -> dict[str, Any]:
+    """The profile's models, once the document is one this version reads, built with the segments the
+    config names."""
     try:
         document = orjson.loads(profile)
         models: dict[str, Any] = check_profile(document)
@@ -91,6 +94,13 @@ def _profile_models(profile: bytes, name: str, origin: str) -> dict[str, Any]:
         raise ConfigError(f"{origin}: reference.profile: {name}: not JSON ({exc})") from None
     except ProfileError as exc:
         raise ConfigError(f"{origin}: reference.profile: {name}: {exc}") from None
+    if isinstance(segments, list):
+        missing = [feature for feature in segments if feature not in (document.get("segments") or [])]
+        if missing:
+            raise ConfigError(
+                f"{origin}: reference.segments: {name} has no segments by {', '.join(map(str, missing))}: "
+                "build it again with them (`profile build` takes reference.segments from the config)"
+            )
     return models
 
 

@@ -34,9 +34,9 @@ from streamdrift.config.signals import (
 )
 from streamdrift.config.topics import TopicSettings
 from streamdrift.core.event import EventFields, EventLimits
+from streamdrift.core.model_windows import ReferencePlan
 from streamdrift.core.monitor import MonitorLimits
 from streamdrift.core.plan import SIGNAL_KINDS, Policies
-from streamdrift.core.windows import ReferencePlan
 
 __all__ = [
     "SECRET_KEYS",
@@ -122,7 +122,7 @@ class StreamdriftConfig(Strict):
             return None
         return ReferencePlan(
             models=self.reference_models, policy=self.reference.policy(), version=self.reference_version,
-            selected=self.reference.models,
+            selected=self.reference.models, segments=tuple(self.reference.segments),
         )  # fmt: skip
 
     def event_fields(self) -> EventFields:

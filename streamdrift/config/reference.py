@@ -31,6 +31,11 @@ class ReferenceSettings(Strict):
         default_factory=lambda: {"chi_square": 0.001},
         description="tests of categorical signals: psi, jensen_shannon, chi_square (its threshold a p-value)",
     )
+    segments: list[str] = Field(
+        default_factory=list,
+        description="categorical features whose values (the profile's top-k) get windows of their own, each "
+        "compared with the segment's own reference (the profile must be built with them)",
+    )
 
     @model_validator(mode="after")
     def _a_policy_that_works(self) -> ReferenceSettings:

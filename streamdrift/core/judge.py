@@ -249,8 +249,13 @@ class Judge:
                 "offsets": {where: list(span) for where, span in result.offsets.items()},
             },
         }  # fmt: skip
+        id_key = f"{result.signal}\x1ereference:{result.test}"
+        if result.segment is not None:
+            feature, value = result.segment
+            stats["segment"] = {"feature": feature, "value": value}
+            id_key += f"\x1esegment:{feature}\x1f{value}"
         self.one_off(
             model, result.signal, event, source, alerts,
             detector=(result.test, plan.params(result.threshold)), observations=result.values, stats=stats,
-            id_key=f"{result.signal}\x1ereference:{result.test}",
+            id_key=id_key,
         )  # fmt: skip

@@ -17,9 +17,9 @@ from streamdrift.core.categorical import CategoricalPolicy
 from streamdrift.core.detectors import DetectorSpec
 from streamdrift.core.labels import LabelPolicy
 from streamdrift.core.lifecycle import ModelAlertPolicy
+from streamdrift.core.model_windows import ReferencePlan
 from streamdrift.core.quality import RangePolicy
 from streamdrift.core.scaling import Standardize
-from streamdrift.core.windows import ReferencePlan
 
 SignalKind = Literal[
     "features", "prediction", "score", "error", "missing", "categorical", "type_mismatch", "out_of_range"

@@ -178,8 +178,29 @@ class SignalValues:
 
 @dataclass(slots=True)
 class ModelValues:
+    """One model's signals in the reference period (or those of one segment value of its events)."""
+
     events: int = 0
     signals: dict[str, SignalValues] = field(default_factory=dict)
+    # Per segment feature, per value: the model's events with that value, profiled alike (model_windows.py).
+    segments: dict[str, dict[str, ModelValues]] = field(default_factory=dict)
+
+    def add_event(self, event: InferenceEvent, segments: tuple[str, ...], segment: str | None = None) -> None:
+        """The event's values; in a segment's values, all but the segment's own feature (one value there)."""
+        self.events += 1
+        for name, value in event.features.items():
+            if name != segment:
+                self.add(f"feature:{name}", value)
+        self.add("prediction", event.prediction)
+        self.add("score", event.score)
+        for feature in segments:
+            value = _category(event.features.get(feature))
+            if value is not None:
+                by_value = self.segments.setdefault(feature, {})
+                values = by_value.get(value)
+                if values is None:
+                    values = by_value[value] = ModelValues()
+                values.add_event(event, (), feature)
 
     def add(self, name: str, value: Scalar) -> None:
         signal = self.signals.get(name)
@@ -191,6 +212,50 @@ class ModelValues:
             )
         if value is not None:
             signal.add(value)
+
+    def merge(self, other: ModelValues) -> None:
+        self.events += other.events
+        for name, signal in other.signals.items():
+            if name in self.signals:
+                self.signals[name].merge(signal)
+            else:
+                self.signals[name] = signal
+        for feature, by_value in other.segments.items():
+            ours = self.segments.setdefault(feature, {})
+            for value, segment in by_value.items():
+                ours.setdefault(value, ModelValues()).merge(segment)
+
+    def document(self, bins: int, top_k: int) -> dict[str, Any]:
+        """The model's document; of its segment values, the `top_k` with the most events."""
+        document: dict[str, Any] = {
+            "events": self.events,
+            "signals": {
+                name: signal.document(self.events, bins, top_k)
+                for name, signal in sorted(self.signals.items())
+            },
+        }
+        if self.segments:
+            document["segments"] = {
+                feature: {
+                    value: segment.document(bins, top_k)
+                    for value, segment in sorted(
+                        by_value.items(), key=lambda item: (-item[1].events, item[0])
+                    )[:top_k]
+                }
+                for feature, by_value in sorted(self.segments.items())
+            }
+        return document
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> ModelValues:
+        return cls(
+            events=int(document["events"]),
+            signals={name: SignalValues.from_document(s) for name, s in document["signals"].items()},
+            segments={
+                feature: {value: cls.from_document(segment) for value, segment in by_value.items()}
+                for feature, by_value in (document.get("segments") or {}).items()
+            },
+        )
 
 
 def check_profile(document: Any) -> dict[str, Any]:
@@ -209,10 +274,18 @@ def check_profile(document: Any) -> dict[str, Any]:
 class Profile:
     """Reference profiles of the models a glob selects, built event by event or read from a document."""
 
-    def __init__(self, *, models: str = "*", bins: int = DEFAULT_BINS, top_k: int = DEFAULT_TOP_K) -> None:
+    def __init__(
+        self,
+        *,
+        models: str = "*",
+        bins: int = DEFAULT_BINS,
+        top_k: int = DEFAULT_TOP_K,
+        segments: Iterable[str] = (),
+    ) -> None:
         if bins < 1 or top_k < 1:
             raise ValueError("bins and top_k must be at least 1")
         self.selected, self.bins, self.top_k = models, bins, top_k
+        self.segments = tuple(sorted(set(segments)))  # features whose values are segments
         self.models: dict[str, ModelValues] = {}
 
     def add(self, event: InferenceEvent) -> None:
@@ -221,44 +294,32 @@ class Profile:
         model = self.models.get(event.model_id)
         if model is None:
             model = self.models[event.model_id] = ModelValues()
-        model.events += 1
-        for name, value in event.features.items():
-            model.add(f"feature:{name}", value)
-        model.add("prediction", event.prediction)
-        model.add("score", event.score)
+        model.add_event(event, self.segments)
 
     def add_all(self, events: Iterable[InferenceEvent]) -> None:
         for event in events:
             self.add(event)
 
     def merge(self, other: Profile) -> None:
-        """Add another period's profile (of the same bins and top_k) to this one."""
+        """Add another period's profile (of the same bins, top_k and segments) to this one."""
         if (other.bins, other.top_k) != (self.bins, self.top_k):
             raise ProfileError(
                 f"profiles of {self.bins} bins, top {self.top_k} and {other.bins} bins, top {other.top_k} "
                 "cannot be merged"
             )
+        if other.segments != self.segments:
+            raise ProfileError(
+                f"profiles segmented by {list(self.segments)} and by {list(other.segments)} cannot be merged"
+            )
         for model_id, theirs in other.models.items():
-            ours = self.models.setdefault(model_id, ModelValues())
-            ours.events += theirs.events
-            for name, signal in theirs.signals.items():
-                if name in ours.signals:
-                    ours.signals[name].merge(signal)
-                else:
-                    ours.signals[name] = signal
+            self.models.setdefault(model_id, ModelValues()).merge(theirs)
 
     def document(self) -> dict[str, Any]:
         return {
             "format": FORMAT, "version": VERSION, "models_selected": self.selected,
-            "bins": self.bins, "top_k": self.top_k,
+            "bins": self.bins, "top_k": self.top_k, "segments": list(self.segments),
             "models": {
-                model_id: {
-                    "events": model.events,
-                    "signals": {
-                        name: signal.document(model.events, self.bins, self.top_k)
-                        for name, signal in sorted(model.signals.items())
-                    },
-                }
+                model_id: model.document(self.bins, self.top_k)
                 for model_id, model in sorted(self.models.items())
             },
         }  # fmt: skip
@@ -268,12 +329,9 @@ class Profile:
         check_profile(document)
         try:
             profile = cls(models=str(document["models_selected"]), bins=int(document["bins"]),
-                          top_k=int(document["top_k"]))  # fmt: skip
+                          top_k=int(document["top_k"]), segments=document.get("segments") or ())  # fmt: skip
             for model_id, model in document["models"].items():
-                profile.models[model_id] = ModelValues(
-                    events=int(model["events"]),
-                    signals={name: SignalValues.from_document(s) for name, s in model["signals"].items()},
-                )
+                profile.models[model_id] = ModelValues.from_document(model)
         except (KeyError, TypeError, AttributeError) as error:
             raise ProfileError(f"a profile without a field it needs ({error})") from None
         return profile

@@ -16,7 +16,6 @@ snapshot) and restores, so that windows survive restarts and equal the replay's.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,40 +129,23 @@ class WindowResult:
     offsets: Mapping[str, tuple[int, int]]
     start_ms: int | None  # a record-time window's bounds, [start, end)
     end_ms: int | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReferencePlan:
-    """The reference profile's models (their documents, reference.py), which of them have windows, and how
-    long the windows are and what they test. `version` names the profile (a hash of its bytes)."""
-
-    models: Mapping[str, Mapping[str, Any]]
-    policy: WindowPolicy
-    version: str
-    selected: str = "*"
-
-    def window_for(self, model_id: str) -> ReferenceWindow | None:
-        """A new window for the model, if it is selected and in the profile."""
-        model = self.models.get(model_id)
-        if model is None or not fnmatch.fnmatchcase(model_id, self.selected):
-            return None
-        cells = {name: Cells(signal) for name, signal in model["signals"].items()}
-        return ReferenceWindow(cells, self.policy, self.version)
-
-    def params(self, threshold: float) -> dict[str, Any]:
-        """The alert's `detector.params`."""
-        policy = self.policy
-        size = {"events": policy.events} if policy.events is not None else {"seconds": policy.seconds}
-        return {"threshold": threshold, "window": size, "profile": self.version}
+    segment: tuple[str, str] | None = None  # (feature, value): a window of the segment's events only
 
 
 class ReferenceWindow:
     """The open window of one model."""
 
-    __slots__ = ("cells", "counts", "events", "offsets", "policy", "profile", "reads", "start_ms")
+    __slots__ = ("cells", "counts", "events", "offsets", "policy", "profile", "reads", "segment", "start_ms")
 
-    def __init__(self, cells: Mapping[str, Cells], policy: WindowPolicy, profile: str = "") -> None:
+    def __init__(
+        self,
+        cells: Mapping[str, Cells],
+        policy: WindowPolicy,
+        profile: str = "",
+        segment: tuple[str, str] | None = None,
+    ) -> None:
         self.cells = cells
+        self.segment = segment
         self.reads = [(name, cell, reader(name)) for name, cell in cells.items()]
         self.policy = policy
         self.profile = profile  # the profile's version: a saved window of another profile is not taken over
@@ -241,6 +223,7 @@ class ReferenceWindow:
                         signal=name, test=test, statistic=found.value, p_value=found.p_value,
                         threshold=threshold, crossed=crossed, values=values, counts=tuple(counts),
                         events=self.events, offsets=offsets, start_ms=start, end_ms=end,
+                        segment=self.segment,
                     )
                 )  # fmt: skip
         self.counts, self.events, self.offsets, self.start_ms = {}, 0, {}, None

@@ -143,3 +143,46 @@ def test_a_replay_with_reference_windows_alerts_as_scipy_computes_on_the_lines_n
         cells = Cells(profile["models"][alert["model_id"]]["signals"][signal])
         statistic, _ = expected(signal, test, cells, named)
         assert alert["stats"]["statistic"] == pytest.approx(statistic, abs=1e-9), alert
+
+
+def test_segments_from_the_config_through_build_and_replay(workdir: Path) -> None:
+    """`reference.segments` names `plan`: `profile build` profiles each plan value on its own, and the
+    replay's segment alerts carry a statistic scipy computes on the lines named that have the segment's
+    value."""
+    config = workdir / "streamdrift.yaml"
+    config.write_text(
+        GOOD_CONFIG
+        + "reference:\n  profile: week1.json\n  window: {events: 400}\n"
+        + "  numeric: {psi: 0.1}\n  categorical: {}\n  segments: [plan]\n"
+    )
+    built = streamdrift(
+        "profile", "build", "--config", "streamdrift.yaml", "--input", "week1.jsonl",
+        "--output", "week1.json", cwd=workdir,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    profile = orjson.loads((workdir / "week1.json").read_bytes())
+    assert profile["segments"] == ["plan"]
+    assert sorted(profile["models"]["fraud-v1"]["segments"]["plan"]) == ["a", "b"]
+    replayed = streamdrift("replay", "--config", "streamdrift.yaml", "--input", "week2.jsonl", cwd=workdir)
+    assert replayed.returncode == 0, replayed.stderr
+    alerts = [orjson.loads(line) for line in replayed.stdout.splitlines()]
+    segment_alerts = [a for a in alerts if "segment" in (a.get("stats") or {})]
+    assert {(a["model_id"], a["stats"]["segment"]["value"]) for a in segment_alerts} == {
+        (model, plan) for model in ("fraud-v1", "churn-v1") for plan in ("a", "b")
+    }
+    lines = (workdir / "week2.jsonl").read_bytes().splitlines()
+    decoder = EventDecoder()
+    for alert in segment_alerts:
+        value = alert["stats"]["segment"]["value"]
+        first, last = alert["stats"]["window"]["offsets"]["lines"]
+        named = [
+            event
+            for line in lines[first : last + 1]
+            if line.startswith(b"{")
+            and (event := decoder.decode(None, line)).model_id == alert["model_id"]
+            and event.features["plan"] == value
+        ]
+        assert len(named) == alert["stats"]["window"]["events"] == 400
+        segment = profile["models"][alert["model_id"]]["segments"]["plan"][value]
+        statistic, _ = expected("feature:amount", "psi", Cells(segment["signals"]["feature:amount"]), named)
+        assert alert["stats"]["statistic"] == pytest.approx(statistic, abs=1e-9), alert

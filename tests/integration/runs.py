@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,11 +87,17 @@ def stream(models: int, per_model: int, seed: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def reference_section(tmp_path: Path, events: list[tuple[str, bytes]], window: str = "{events: 250}") -> str:
+def reference_section(
+    tmp_path: Path,
+    events: list[tuple[str, bytes]],
+    window: str = "{events: 250}",
+    segments: Sequence[str] = (),
+) -> str:
     """A `reference:` section whose profile (written to `tmp_path`, named by its absolute path) is built
-    from `events`: numeric features tested by PSI and Wasserstein, categorical ones by chi-square."""
+    from `events`: numeric features tested by PSI and Wasserstein, categorical ones by chi-square; windows
+    per value of the `segments` features too."""
     decoder = EventDecoder()
-    profile = Profile(bins=10, top_k=5)
+    profile = Profile(bins=10, top_k=5, segments=segments)
     profile.add_all(decoder.decode(model.encode(), value) for model, value in events)
     path = tmp_path / "reference-profile.json"
     path.write_bytes(orjson.dumps(profile.document()))
@@ -100,6 +106,7 @@ def reference_section(tmp_path: Path, events: list[tuple[str, bytes]], window: s
   window: {window}
   numeric: {{psi: 0.1, wasserstein: 0.15}}
   categorical: {{chi_square: 0.001}}
+  segments: {orjson.dumps(list(segments)).decode()}
 """
 
 

@@ -64,7 +64,7 @@ def test_window_alerts_through_kafka_equal_scipy_on_the_records_they_name(
     tmp_path: Path,
     state_key: str,
 ) -> None:
-    section = reference_section(tmp_path, events(1, models=4, per_model=3_000))
+    section = reference_section(tmp_path, events(1, models=4, per_model=3_000), segments=["country"])
     run = prepare_run(bootstrap_servers, new_topic(partitions=2), tmp_path, "refwin", sections=section)
     live = events(2, models=4, per_model=1_500, shift_from=750)
     producer = kafka_clients.producer()
@@ -83,6 +83,12 @@ def test_window_alerts_through_kafka_equal_scipy_on_the_records_they_name(
     found = {(a["model_id"], a["signal"], a["detector"]["type"]) for a in window_alerts}
     for model in (f"ad-{m}" for m in range(4)):
         assert {(model, "feature:amount", "psi"), (model, "feature:country", "chi_square")} <= found
+    # Per country too: BR (112 events before the shift, 262 after) and DE (187 and 187) each close a window of
+    # 250 of their own events that holds shifted amounts; US's second window (50 and 150) never closes.
+    segments = {
+        (a["model_id"], a["stats"]["segment"]["value"]) for a in window_alerts if "segment" in a["stats"]
+    }
+    assert {(f"ad-{m}", country) for m in range(4) for country in ("BR", "DE")} <= segments
 
     records = read_all(kafka_clients, run.topic)
     profile = orjson.loads((tmp_path / "reference-profile.json").read_bytes())
@@ -92,16 +98,20 @@ def test_window_alerts_through_kafka_equal_scipy_on_the_records_they_name(
         ((where, (first, last)),) = window["offsets"].items()
         topic, partition = where.rsplit("/", 1)
         assert topic == run.topic
-        named = [
+        segment = alert["stats"].get("segment")
+        of_model = [
             decoder.decode(r.key, r.value)
             for r in records
             if r.partition == int(partition)
             and first <= r.offset <= last
             and r.key == alert["model_id"].encode()
         ]
+        named = [e for e in of_model if segment is None or e.features["country"] == segment["value"]]
         assert len(named) == window["events"] == 250
         signal, test = alert["signal"], alert["detector"]["type"]
-        cells = Cells(profile["models"][alert["model_id"]]["signals"][signal])
+        model = profile["models"][alert["model_id"]]
+        profiled = model if segment is None else model["segments"]["country"][segment["value"]]
+        cells = Cells(profiled["signals"][signal])
         statistic, p_value = expected(signal, test, cells, named)
         assert alert["stats"]["statistic"] == pytest.approx(statistic, abs=1e-9), alert
         if p_value is not None:

@@ -73,7 +73,7 @@ def test_a_shift_alerts_with_the_statistic_of_the_window_it_names(config_dir: Pa
         ("feature:country", "chi_square"),
     }
     assert len({a["alert_id"] for a in alerts}) == len(alerts)
-    cells = monitor.models["m"].reference.cells  # type: ignore[union-attr]
+    cells = monitor.models["m"].reference.whole.cells  # type: ignore[union-attr]
     for alert in window_alerts:
         window = alert["stats"]["window"]
         first, last = window["offsets"]["events/0"]
