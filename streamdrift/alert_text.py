@@ -37,4 +37,7 @@ def format_alert(alert: dict[str, Any]) -> str:
     segment = stats.get("segment")
     if isinstance(segment, dict):  # a reference window of one segment's events
         parts.append(f"segment {segment.get('feature')}={segment.get('value')}")
+    verdict = stats.get("reference")
+    if isinstance(verdict, dict):  # why an episode ended, by the latest reference window
+        parts.append(f"ended: {verdict.get('ended')} ({verdict.get('test')} {verdict.get('statistic'):.3g})")
     return "  ".join(parts)

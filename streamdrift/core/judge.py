@@ -111,6 +111,7 @@ class Judge:
         if level == DRIFT and track.episode is not None:
             track.episode_quiet = 0  # a drift joins the open episode, whether published or not
             track.episode_drifts += 1
+            track.last_drift_at = model.events
         # Record time, not the wall clock: a replay or a restart suppresses exactly what the live run did.
         at_ms = source.timestamp_ms if source.timestamp_ms is not None else event.timestamp_ms
         if track.seen <= track.quiet_until or (at_ms is not None and at_ms < track.quiet_until_ms):
@@ -130,6 +131,7 @@ class Judge:
         alerts.append(alert)
         if track.episode is None and track.resolve_after > 0:
             track.episode, track.episode_quiet, track.episode_drifts = alert.alert_id, 0, 1
+            track.last_drift_at = model.events
         model_alerts = self.policies.model_alerts
         if model_alerts.enabled and model_alerts.watches(track.name):
             model.window.add(track.name, model.events, source)
@@ -146,9 +148,14 @@ class Judge:
     ) -> DriftAlert:
         detector = track.detector
         this_id = alert_id(model.model_id, track.name, level, source)
-        stats = detector.stats()
+        stats: dict[str, Any] = detector.stats()
         if level == "resolved":
             stats = {**stats, "episode_drifts": track.episode_drifts, "quiet_values": track.episode_quiet}
+            verdict = (
+                None if model.reference is None else model.reference.verdict(track.name, track.last_drift_at)
+            )
+            if verdict is not None:  # why it ended: the data came back, or the detector adapted to new data
+                stats["reference"] = verdict
         return DriftAlert(
             alert_id=this_id,
             level=level,

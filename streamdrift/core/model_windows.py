@@ -31,17 +31,23 @@ def segment_value(value: Scalar) -> str | None:
 
 
 class ModelWindows:
-    """The open windows of one model: `whole`, and one per segment value the profile has."""
+    """The open windows of one model: `whole`, and one per segment value the profile has; and, per signal,
+    what the whole window said when it last closed (`verdict`)."""
 
-    __slots__ = ("features", "segments", "whole")
+    __slots__ = ("features", "segments", "verdicts", "whole")
 
     def __init__(self, whole: ReferenceWindow, segments: Mapping[Segment, ReferenceWindow]) -> None:
         self.whole = whole
         self.segments = dict(segments)
         self.features = tuple(sorted({feature for feature, _value in self.segments}))
+        self.verdicts: dict[str, dict[str, Any]] = {}
 
-    def add(self, event: InferenceEvent, source: RecordSource) -> list[WindowResult]:
+    def add(self, event: InferenceEvent, source: RecordSource, at_event: int = 0) -> list[WindowResult]:
+        """The event into its windows; the results of those it closed. `at_event`: the model's event count,
+        which dates the verdicts."""
         results = self.whole.add(event, source)
+        if results:
+            self._judged(results, at_event)
         for feature in self.features:
             value = segment_value(event.features.get(feature))
             window = None if value is None else self.segments.get((feature, value))
@@ -49,11 +55,40 @@ class ModelWindows:
                 results += window.add(event, source)
         return results
 
+    def _judged(self, results: list[WindowResult], at_event: int) -> None:
+        """Per signal of the closed whole window: whether it still differs from the reference (a test over its
+        threshold), with the first test that says so (or the first test), and the window it ran on."""
+        by_signal: dict[str, list[WindowResult]] = {}
+        for result in results:
+            by_signal.setdefault(result.signal, []).append(result)
+        for signal, found in by_signal.items():
+            telling = next((r for r in found if r.crossed), found[0])
+            offsets = {where: list(span) for where, span in telling.offsets.items()}
+            self.verdicts[signal] = {
+                "at": at_event,
+                "ended": "adapted" if telling.crossed else "back_to_reference",
+                "test": telling.test, "statistic": telling.statistic, "p_value": telling.p_value,
+                "threshold": telling.threshold,
+                "window": {"events": telling.events, "offsets": offsets},
+            }  # fmt: skip
+
+    def verdict(self, signal: str, after: int) -> dict[str, Any] | None:
+        """Why an episode of the signal whose last drift was at the model's event `after` ends: what the
+        latest whole window closed since then said (None: none closed since, or the signal is not profiled).
+        `ended` is `back_to_reference` when no test crossed its threshold, `adapted` (the detector took the
+        new level for normal, the data still differs from the reference) when one did."""
+        found = self.verdicts.get(signal)
+        if found is None or found["at"] <= after:
+            return None
+        return {name: value for name, value in found.items() if name != "at"}
+
     def export(self) -> dict[str, Any]:
-        """Plain containers: the whole window's export, and each segment's as [feature, value, export]."""
+        """Plain containers: the whole window's export, each segment's as [feature, value, export], and the
+        verdicts."""
         return {
             "whole": self.whole.export(),
             "segments": [[f, v, window.export()] for (f, v), window in self.segments.items()],
+            "verdicts": dict(self.verdicts),  # each verdict is replaced, never changed, once made
         }
 
     def restore(self, saved: Mapping[str, Any] | Sequence[Any]) -> None:
@@ -62,7 +97,8 @@ class ModelWindows:
         if not isinstance(saved, Mapping):
             self.whole.restore(saved)
             return
-        self.whole.restore(saved["whole"])
+        if self.whole.restore(saved["whole"]):  # verdicts of another profile are not taken over either
+            self.verdicts = {signal: dict(verdict) for signal, verdict in saved.get("verdicts", {}).items()}
         for feature, value, window in saved.get("segments", ()):
             mine = self.segments.get((feature, value))
             if mine is not None:

@@ -149,7 +149,7 @@ class Monitor:
         if model.window.opened_at is not None:
             self._judge.close_window(model, event, source, out)
         if model.reference is not None:
-            for result in model.reference.add(event, source):
+            for result in model.reference.add(event, source, model.events):
                 if result.crossed:
                     self._judge.reference(model, event, source, result, out)
         return alerts

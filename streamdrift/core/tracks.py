@@ -38,7 +38,7 @@ class SignalTrack:
 
     __slots__ = (
         "armed_at", "cooldown", "cooldown_ms", "detector", "episode", "episode_drifts", "episode_quiet",
-        "fast", "name", "quiet_until", "quiet_until_ms", "resolve_after", "scaler", "seen",
+        "fast", "last_drift_at", "name", "quiet_until", "quiet_until_ms", "resolve_after", "scaler", "seen",
     )  # fmt: skip
 
     def __init__(self, name: str, policy: SignalPolicy, model_id: str) -> None:
@@ -54,6 +54,7 @@ class SignalTrack:
         self.episode: str | None = None  # the open episode's id
         self.episode_quiet = 0  # values since the episode's last drift
         self.episode_drifts = 0  # drifts in the episode, suppressed ones included
+        self.last_drift_at = 0  # the model's event count at the episode's last drift
         self.fast: Callable[[float], bool] | None = None
         self.armed_at = 0
 
@@ -82,7 +83,7 @@ class SignalTrack:
         return (
             spec.type, spec.params, self.seen, self.quiet_until, *self.detector.export(), self.quiet_until_ms,
             None if scaler is None else scaler.export(), None if scaler is None else scaler.spec.key(),
-            self.episode, self.episode_quiet, self.episode_drifts,
+            self.episode, self.episode_quiet, self.episode_drifts, self.last_drift_at,
         )  # fmt: skip
 
     def restore(self, saved: tuple[Any, ...]) -> bool:
@@ -98,6 +99,8 @@ class SignalTrack:
         scaler_state, standardize = (saved[8], saved[9]) if len(saved) > 9 else (None, None)
         if len(saved) > 12:
             self.episode, self.episode_quiet, self.episode_drifts = saved[10:13]
+        if len(saved) > 13:
+            self.last_drift_at = saved[13]
         spec = self.detector.spec
         if (detector_type, tuple(params)) != (spec.type, spec.params):
             return False
