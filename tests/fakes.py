@@ -192,6 +192,11 @@ class FakeProducer(_Recorder):
         self._call("commit_transaction")
         self.in_transaction = False
 
+    def abort_transaction(self) -> None:
+        self._in_transaction("abort_transaction")
+        self._call("abort_transaction")
+        self.in_transaction = False
+
     def flush(self) -> None:
         self._call("flush")
 

@@ -158,6 +158,11 @@ class ConfluentProducer:
             self._client.commit_transaction(self._call_timeout_s)
         self._in_transaction = False
 
+    def abort_transaction(self) -> None:
+        with self._translated("aborting the transaction"):
+            self._client.abort_transaction(self._call_timeout_s)
+        self._in_transaction = False
+
     def flush(self) -> None:
         """Waits for every write. Outside a transaction a failed one is `FatalServiceError`; inside one the
         commit fails instead (librdkafka then requires an abort), as with the kafka-python transport."""

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from streamdrift.core.alert import RecordSource
 from streamdrift.core.event import InferenceEvent, Scalar
 from streamdrift.core.windows import Cells, ReferenceWindow, WindowPolicy, WindowResult
@@ -84,11 +86,13 @@ class ModelWindows:
 
     def export(self) -> dict[str, Any]:
         """Plain containers: the whole window's export, each segment's as [feature, value, export], and the
-        verdicts."""
+        verdicts as JSON. (As JSON, so that a restored model's state pickles to the same bytes as an
+        uninterrupted one's: pickle writes a string once per object, and restored verdicts hold other string
+        objects than new ones.)"""
         return {
             "whole": self.whole.export(),
             "segments": [[f, v, window.export()] for (f, v), window in self.segments.items()],
-            "verdicts": dict(self.verdicts),  # each verdict is replaced, never changed, once made
+            "verdicts": orjson.dumps(self.verdicts),
         }
 
     def restore(self, saved: Mapping[str, Any] | Sequence[Any]) -> None:
@@ -97,8 +101,8 @@ class ModelWindows:
         if not isinstance(saved, Mapping):
             self.whole.restore(saved)
             return
-        if self.whole.restore(saved["whole"]):  # verdicts of another profile are not taken over either
-            self.verdicts = {signal: dict(verdict) for signal, verdict in saved.get("verdicts", {}).items()}
+        if self.whole.restore(saved["whole"]) and saved.get("verdicts"):  # not those of another profile
+            self.verdicts = orjson.loads(saved["verdicts"])
         for feature, value, window in saved.get("segments", ()):
             mine = self.segments.get((feature, value))
             if mine is not None:

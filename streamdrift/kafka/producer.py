@@ -59,6 +59,9 @@ class KafkaPythonProducer:
     def commit_transaction(self) -> None:
         bounded("committing the transaction", self._call_timeout_s, self._producer.commit_transaction)
 
+    def abort_transaction(self) -> None:
+        bounded("aborting the transaction", self._call_timeout_s, self._producer.abort_transaction)
+
     def flush(self) -> None:
         with translated_errors("flushing alerts"):
             self._producer.flush()

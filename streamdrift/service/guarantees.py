@@ -9,7 +9,7 @@ committed if its commit had reached the broker).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from streamdrift.errors import KafkaUnavailable
@@ -31,6 +31,8 @@ class Guarantee(Protocol):
     ) -> None: ...
     def discard(self) -> None: ...
     def transaction_timed_out(self, now: float) -> bool: ...
+    # Before a restore reads the committed offsets of `partitions` (see ExactlyOnce.settle).
+    def settle(self, consumer: GroupConsumer, partitions: Collection[TopicPartition]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -47,6 +49,7 @@ class ExactlyOnce:
         self.producer: Producer | None = None
         self.initializing: Producer | None = None  # a producer whose initialisation has not completed
         self.transaction_began: float | None = None  # monotonic; None: no transaction open
+        self.settled = False  # the producer's orphaned offsets cleared (settle)
 
     @property
     def ready(self) -> bool:
@@ -78,6 +81,7 @@ class ExactlyOnce:
             raise
         self.initializing = None
         self.producer = producer
+        self.settled = False
 
     def write(self, record: OutRecord) -> None:
         producer = self._producer()
@@ -115,6 +119,26 @@ class ExactlyOnce:
         own abort of it (it bumps the producer's epoch), not a newer instance with our transactional id."""
         began = self.transaction_began
         return began is not None and now - began >= self.transaction_timeout_s
+
+    def settle(self, consumer: GroupConsumer, partitions: Collection[TopicPartition]) -> None:
+        """Clear offsets a replaced producer left pending in the group, once per new producer, before they
+        are read. A replaced producer's offset commit (TxnOffsetCommit) that reaches the broker after the new
+        producer's initialisation ended its transaction — sent before an outage, or before the broker froze —
+        is kept as pending by the group coordinator (which does not check the producer's epoch) with no
+        transaction left to complete it: the group's offsets stay unstable, and read_committed reads of them
+        (both clients ask for stable offsets) wait until they time out, at every restore. The pending offsets
+        of a producer id go when one of its transactions that holds the group's offsets completes: an
+        aborted transaction with an offset commit of one partition (its offset is never seen) clears them."""
+        if self.settled or self.transaction_began is not None or not partitions:
+            return
+        producer = self._producer()
+        first = min(partitions)
+        producer.begin_transaction()
+        try:
+            producer.send_offsets_to_transaction({first: CommitOffset(0, "")}, consumer.group_metadata())
+        finally:
+            producer.abort_transaction()
+        self.settled = True
 
     def close(self) -> None:
         if self.producer is not None:
@@ -182,6 +206,9 @@ class AtLeastOnce:
 
     def transaction_timed_out(self, now: float) -> bool:
         return False
+
+    def settle(self, consumer: GroupConsumer, partitions: Collection[TopicPartition]) -> None:
+        """Offsets are committed outside transactions: none are ever pending."""
 
     def close(self) -> None:
         if self.producer is not None:

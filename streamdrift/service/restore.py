@@ -9,6 +9,7 @@ letters were written before), and events a model's snapshot already reflects are
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Collection
 
 import structlog
 
@@ -37,6 +38,7 @@ class Restorer:
         auto_offset_reset: str,
         rebuild_from: Bound | None,
         lock: threading.RLock,
+        settle: Callable[[GroupConsumer, Collection[TopicPartition]], None],
     ) -> None:
         self.ledger, self.monitor, self.state, self.effects = ledger, monitor, state, effects
         self.counters, self.forwarder, self.labels_topic = counters, forwarder, labels_topic
@@ -45,6 +47,7 @@ class Restorer:
         # models whose snapshots were rejected (another river version) are rebuilt, not started fresh.
         self.rebuild_from = rebuild_from
         self.lock = lock
+        self.settle = settle  # the guarantee's (guarantees.py): offsets a replaced producer left pending
         self.log = structlog.get_logger("streamdrift.service")
 
     def restore(self, consumer: GroupConsumer) -> None:
@@ -61,6 +64,7 @@ class Restorer:
         restored = self.state.restore(
             {(tp.topic, tp.partition) for tp in stateful}
         )  # the slow part: unlocked
+        self.settle(consumer, partitions)  # before their committed offsets are read
         with self.lock:
             models = 0
             for tp in stateless:

@@ -125,7 +125,7 @@ class DriftService:
         self.restorer = Restorer(
             ledger=ledger, monitor=monitor, state=self.state, effects=effects, counters=counters,
             forwarder=forwarder, labels_topic=topics.labels, auto_offset_reset=processing.auto_offset_reset,
-            rebuild_from=rebuild_from, lock=self.lock,
+            rebuild_from=rebuild_from, lock=self.lock, settle=self.guarantee.settle,
         )  # fmt: skip
         self.rebalancing = Rebalancing(
             ledger=ledger, checkpoint=self.checkpoint, guarantee=self.guarantee, effects=effects,

@@ -401,6 +401,28 @@ def test_start_after_a_rollback_makes_a_new_producer(guarantee: str, first_calls
     assert new.sent[-1].topic == ALERTS
 
 
+def test_each_new_producer_clears_offsets_left_pending_by_the_one_it_replaced_before_a_restore() -> None:
+    """An aborted transaction holding one offset commit, once per producer, and never inside an interval's
+    transaction; at_least_once commits no transactional offsets, so it has nothing to clear."""
+    rig = make_rig()
+    rig.guarantee.settle(rig.consumer, set(ASSIGNMENT))
+    settled = rig.producer.calls[-3:]
+    assert settled == ["begin_transaction", "send_offsets_to_transaction", "abort_transaction"]
+    ((offsets, _group),) = rig.producer.offsets
+    assert offsets == {min(ASSIGNMENT): CommitOffset(0, "")}
+    rig.guarantee.settle(rig.consumer, set(ASSIGNMENT))
+    assert rig.producer.calls.count("abort_transaction") == 1  # once per producer
+    rig.checkpoint.rollback()
+    rig.guarantee.start()
+    rig.sink.add(ALERT)  # an interval's transaction is open: its commit is the interval's
+    rig.guarantee.settle(rig.consumer, set(ASSIGNMENT))
+    assert "abort_transaction" not in rig.producer.calls
+    at_least_once = make_rig("at_least_once")
+    calls = list(at_least_once.producer.calls)
+    at_least_once.guarantee.settle(at_least_once.consumer, set(ASSIGNMENT))
+    assert at_least_once.producer.calls == calls
+
+
 # ---- rebalancing ---------------------------------------------------------------------------------
 
 

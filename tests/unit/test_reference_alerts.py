@@ -108,10 +108,7 @@ def test_a_model_restored_mid_window_alerts_as_the_uninterrupted_one(config_dir:
     second.restore_model("m", saved)
     found += run(second, live[450:], where[450:])
     assert found == expected_alerts
-    restored, uninterrupted = second.export_model("m"), whole.export_model("m")
-    # The windows' plain containers compare by value (pickle's bytes differ with what strings they share).
-    assert restored.pop("reference") == uninterrupted.pop("reference")
-    assert pickle.dumps(restored) == pickle.dumps(uninterrupted)
+    assert pickle.dumps(second.export_model("m")) == pickle.dumps(whole.export_model("m"))
 
 
 def test_a_profile_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:

@@ -149,6 +149,7 @@ def test_segment_windows_restored_mid_way_alert_as_uninterrupted(config_dir: Pat
     found += run(second, live[1_234:], where[1_234:])
     assert found == uninterrupted
     assert any(a["stats"].get("segment") for a in window_alerts(found))
+    assert pickle.dumps(second.export_model("m")) == pickle.dumps(whole.export_model("m"))
 
 
 def test_a_window_saved_before_segments_is_taken_over_as_the_whole_window(config_dir: Path) -> None:
