@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as Theirs
 
 from streamdrift.confluent.errors import INSTANCE_ID_HINT, REFUSALS, describe, translate_exception
-from streamdrift.errors import FatalServiceError, Fenced, KafkaUnavailable
+from streamdrift.errors import CheckpointRefused, FatalServiceError, Fenced, KafkaUnavailable
 from streamdrift.ports import CommitOffset, GroupMetadata, OutRecord, TopicPartition
 
 CLOSE_TIMEOUT_S = 10.0
@@ -150,8 +150,17 @@ class ConfluentProducer:
         self, offsets: Mapping[TopicPartition, CommitOffset], group: GroupMetadata
     ) -> None:
         positions = [Theirs(tp.topic, tp.partition, c.offset, c.metadata) for tp, c in offsets.items()]
-        with self._translated("committing the transaction"):
-            self._client.send_offsets_to_transaction(positions, group, self._call_timeout_s)
+        try:
+            with self._translated("committing the transaction"):
+                self._client.send_offsets_to_transaction(positions, group, self._call_timeout_s)
+        except Fenced as fence:
+            cause = fence.__cause__
+            error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError.FENCED_INSTANCE_ID:
+                # The member the offsets name is not the group's any more (its session expired while the
+                # broker was away, and it joined again): the group moved on, as for a stale generation.
+                raise CheckpointRefused(f"committing the transaction: {describe(error)}") from fence
+            raise
 
     def commit_transaction(self) -> None:
         with self._translated("committing the transaction"):

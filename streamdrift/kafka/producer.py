@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from kafka import KafkaProducer, OffsetAndMetadata
+from kafka import errors as kafka_errors
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
-from streamdrift.errors import FatalServiceError, KafkaUnavailable
+from streamdrift.errors import CheckpointRefused, FatalServiceError, Fenced, KafkaUnavailable
 from streamdrift.kafka.errors import translated_errors
 from streamdrift.ports import CommitOffset, GroupMetadata, OutRecord, TopicPartition
 
@@ -51,10 +52,17 @@ class KafkaPythonProducer:
             KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(c.offset, c.metadata, -1)
             for tp, c in offsets.items()
         }
-        bounded(
-            "committing the transaction", self._call_timeout_s,
-            lambda: self._producer.send_offsets_to_transaction(theirs, group),
-        )  # fmt: skip
+        try:
+            bounded(
+                "committing the transaction", self._call_timeout_s,
+                lambda: self._producer.send_offsets_to_transaction(theirs, group),
+            )  # fmt: skip
+        except Fenced as fence:
+            if isinstance(fence.__cause__, kafka_errors.FencedInstanceIdError):
+                # The member the offsets name is not the group's any more (its session expired while the
+                # broker was away, and it joined again): the group moved on, as for a stale generation.
+                raise CheckpointRefused(f"committing the transaction: {fence.__cause__}") from fence
+            raise
 
     def commit_transaction(self) -> None:
         bounded("committing the transaction", self._call_timeout_s, self._producer.commit_transaction)

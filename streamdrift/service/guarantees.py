@@ -8,11 +8,12 @@ committed if its commit had reached the broker).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Collection, Mapping
 from typing import Protocol
 
-from streamdrift.errors import KafkaUnavailable
+from streamdrift.errors import CheckpointRefused, KafkaUnavailable
 from streamdrift.ports import CommitOffset, GroupConsumer, OutRecord, Producer, TopicPartition, Transport
 from streamdrift.service.counters import Counters
 
@@ -134,10 +135,12 @@ class ExactlyOnce:
         producer = self._producer()
         first = min(partitions)
         producer.begin_transaction()
-        try:
+        # The group may have moved on since this member's last join (its session expired during an outage):
+        # the offset commit is refused then, but the group's offsets partition joined the transaction before
+        # it (AddOffsetsToTxn), so the abort clears what is pending all the same.
+        with contextlib.suppress(CheckpointRefused):
             producer.send_offsets_to_transaction({first: CommitOffset(0, "")}, consumer.group_metadata())
-        finally:
-            producer.abort_transaction()
+        producer.abort_transaction()
         self.settled = True
 
     def close(self) -> None:
