@@ -84,7 +84,7 @@ def _read_profile(path: Path, origin: str) -> bytes:
         raise ConfigError(f"{origin}: reference.profile: {path}: cannot read: {exc.strerror}") from None
 
 
-def _profile_models(profile: bytes, name: str, origin: str, segments: Any) -> dict[str, Any]:
+def _profile_models(profile: bytes, name: str, origin: str, segments: object) -> dict[str, Any]:
     """The profile's models, once the document is one this version reads, built with the segments the
     config names."""
     try:
