@@ -19,17 +19,11 @@ from typing import Any
 import orjson
 
 from streamdrift.core.alert import RecordSource
-from streamdrift.core.event import InferenceEvent, Scalar
+from streamdrift.core.event import InferenceEvent
+from streamdrift.core.reference import category_of
 from streamdrift.core.windows import Cells, ReferenceWindow, WindowPolicy, WindowResult
 
 Segment = tuple[str, str]  # (feature, value)
-
-
-def segment_value(value: Scalar) -> str | None:
-    """A feature's value as a segment value (as the profile keys it): a string, or a boolean's name."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else None
 
 
 class ModelWindows:
@@ -51,7 +45,7 @@ class ModelWindows:
         if results:
             self._judged(results, at_event)
         for feature in self.features:
-            value = segment_value(event.features.get(feature))
+            value = category_of(event.features.get(feature))  # as the profile keys its segments
             window = None if value is None else self.segments.get((feature, value))
             if window is not None:
                 results += window.add(event, source)

@@ -41,7 +41,8 @@ class ProfileError(ValueError):
     """A profile document that is not one this version reads."""
 
 
-def _category(value: Scalar) -> str | None:
+def category_of(value: Scalar) -> str | None:
+    """A value as a category (as profiles key them): a string, or a boolean's name; None otherwise."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else None
@@ -137,7 +138,7 @@ class SignalValues:
             else:
                 self.numeric.add(number)
         else:
-            category = _category(value)
+            category = category_of(value)
             if category is None:
                 self.type_mismatch += 1
             else:
@@ -194,7 +195,7 @@ class ModelValues:
         self.add("prediction", event.prediction)
         self.add("score", event.score)
         for feature in segments:
-            value = _category(event.features.get(feature))
+            value = category_of(event.features.get(feature))
             if value is not None:
                 by_value = self.segments.setdefault(feature, {})
                 values = by_value.get(value)
@@ -208,7 +209,7 @@ class ModelValues:
             if value is None:
                 return
             signal = self.signals[name] = SignalValues(
-                CATEGORICAL if _category(value) is not None else NUMERIC
+                CATEGORICAL if category_of(value) is not None else NUMERIC
             )
         if value is not None:
             signal.add(value)

@@ -21,6 +21,7 @@ from streamdrift.core.monitor import Monitor
 from streamdrift.core.reference import Profile, ProfileError
 from streamdrift.core.windows import Cells
 from streamdrift.errors import ConfigError
+from tests.unit.test_reference_alerts import monitor_of
 from tests.unit.test_windows import expected
 
 MEANS = {"US": 0.0, "DE": 1.5, "BR": -1.5}  # each segment's amounts differ from the whole's
@@ -69,11 +70,6 @@ def config_dir(tmp_path: Path) -> Path:
     (tmp_path / "ref.json").write_bytes(orjson.dumps(profile.document()))
     (tmp_path / "streamdrift.yaml").write_text(CONFIG.format(segments="[country]"))
     return tmp_path
-
-
-def monitor_of(config_dir: Path) -> Monitor:
-    config = parse_config((config_dir / "streamdrift.yaml").read_bytes(), base_dir=config_dir)
-    return Monitor(config.policies(), config_version=config.config_version)
 
 
 def run(monitor: Monitor, events: list[InferenceEvent], where: list[RecordSource]) -> list[dict[str, Any]]:
