@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 from kafka import errors as kafka_errors
@@ -51,9 +52,12 @@ def translated_errors(action: str, *, transactional: bool = False) -> Iterator[N
     except _REFUSALS as exc:
         raise FatalServiceError(f"{action}: {_refusal(exc)}") from exc
     except kafka_errors.KafkaError as exc:
-        if _names(exc, _FENCES):  # a fence kafka-python stored and now reports inside a bare KafkaError
+        stored = _stored_error(exc)  # what kafka-python stored and now reports inside a bare KafkaError
+        if isinstance(stored, _FENCES):
             raise _fenced(action) from exc
-        if getattr(exc, "retriable", False) or (transactional and not _names(exc, _REFUSALS)):
+        if isinstance(stored, _REFUSALS):
+            raise FatalServiceError(f"{action}: {_refusal(stored)}") from exc
+        if getattr(exc, "retriable", False) or transactional:
             raise KafkaUnavailable(f"{action}: {exc}") from exc
         raise FatalServiceError(f"{action}: {exc}") from exc
 
@@ -76,12 +80,22 @@ def _refusal(exc: kafka_errors.KafkaError) -> str:
     return f"{name}: {exc}"
 
 
-def _names(exc: kafka_errors.KafkaError, kinds: tuple[type[kafka_errors.KafkaError], ...]) -> bool:
-    """kafka-python reports a transactional producer's stored error as a bare KafkaError naming it."""
-    text = str(exc)
-    return any(kind.__name__ in text for kind in kinds) or (
-        kinds is _REFUSALS and "AuthorizationFailed" in text
-    )
+_ERROR_CODE = re.compile(r"\[Error (-?\d+)\]")
+
+
+def _stored_error(exc: kafka_errors.KafkaError) -> kafka_errors.KafkaError | None:
+    """The error a transactional producer stored, which kafka-python reports later in a bare KafkaError:
+    as an argument on a send ("Cannot perform send …", error), or only as text in a transactional method
+    ("… in an error state: [Error 29] TopicAuthorizationFailedError: …"), where the protocol's error code
+    names it."""
+    for arg in exc.args:
+        if isinstance(arg, kafka_errors.KafkaError):
+            return arg
+    code = _ERROR_CODE.search(str(exc))
+    if code is None:
+        return None
+    error: kafka_errors.KafkaError = kafka_errors.for_code(int(code.group(1)))()
+    return error
 
 
 def raise_if_refused(error_code: int, what: str) -> None:

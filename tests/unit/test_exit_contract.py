@@ -64,12 +64,14 @@ def test_every_kafka_error_is_translated(kind: type[kafka_errors.KafkaError], tr
         (kafka_errors.ProducerFencedError(), Fenced, Fenced),
         (kafka_errors.InvalidProducerEpochError(), Fenced, Fenced),
         # kafka-python reports a stored fence inside a bare KafkaError on the next send.
-        (kafka_errors.KafkaError(("Cannot send", kafka_errors.ProducerFencedError())), Fenced, Fenced),
+        (kafka_errors.KafkaError("Cannot send", kafka_errors.ProducerFencedError()), Fenced, Fenced),
         (kafka_errors.FencedInstanceIdError(), Fenced, Fenced),
         (kafka_errors.TopicAuthorizationFailedError(), FatalServiceError, FatalServiceError),
         (kafka_errors.TransactionalIdAuthorizationFailedError(), FatalServiceError, FatalServiceError),
-        (kafka_errors.KafkaError("error state: TransactionalIdAuthorizationFailedError"), FatalServiceError,
-         FatalServiceError),
+        # … or only as text, in the words kafka-python's transaction manager uses.
+        (kafka_errors.KafkaError(f"in an error state: {kafka_errors.ProducerFencedError()}"), Fenced, Fenced),
+        (kafka_errors.KafkaError(f"error state: {kafka_errors.TransactionalIdAuthorizationFailedError()}"),
+         FatalServiceError, FatalServiceError),
         (kafka_errors.MessageSizeTooLargeError(), FatalServiceError, FatalServiceError),
         (kafka_errors.CommitFailedError(), CheckpointRefused, CheckpointRefused),
         (kafka_errors.KafkaTimeoutError(), KafkaUnavailable, KafkaUnavailable),
@@ -90,6 +92,32 @@ def test_what_the_caller_must_do(
         with pytest.raises(StreamdriftError) as raised, translated_errors("x", transactional=flag):
             raise error
         assert type(raised.value) is expected, (flag, raised.value)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        kafka_errors.TopicAuthorizationFailedError({"alerts"}),
+        # The same refusal stored by the transactional producer and reported on the next send or commit.
+        kafka_errors.KafkaError(
+            "Cannot perform send because at least one previous transactional or idempotent request has "
+            "failed with errors.",
+            kafka_errors.TopicAuthorizationFailedError({"alerts"}),
+        ),
+        kafka_errors.KafkaError(
+            "Cannot execute transactional method because we are in an error state: "
+            f"{kafka_errors.TopicAuthorizationFailedError({'alerts'})}"
+        ),
+    ],
+    ids=["raised", "stored-send", "stored-commit"],
+)
+def test_a_refusal_is_named_however_kafka_python_reports_it(error: kafka_errors.KafkaError) -> None:
+    for transactional in (False, True):
+        with pytest.raises(FatalServiceError) as raised, translated_errors("x", transactional=transactional):
+            raise error
+        assert str(raised.value) == (
+            "x: not authorized (TOPIC_AUTHORIZATION_FAILED): grant this principal the ACLs the README lists"
+        )
 
 
 def run_cli(failure: BaseException) -> tuple[int, str, str]:
