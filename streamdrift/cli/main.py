@@ -189,8 +189,11 @@ def _run(args: argparse.Namespace) -> int:
 def _config_validate(args: argparse.Namespace) -> int:
     from streamdrift.config import load_config
 
-    load_config(args.file)
+    config = load_config(args.file)
     print("OK")
+    fleet = config.fleet_budget()  # the false-alarm budget's calibration and what it implies for the fleet
+    if fleet is not None:
+        print(fleet.summary())
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ import orjson
 
 from streamdrift.cli.replay import topic_records
 from streamdrift.config import load_config
+from streamdrift.core.budget import attach_run_lengths
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.reference import DEFAULT_BINS, DEFAULT_TOP_K, Profile, ProfileError
 from streamdrift.errors import BadRecord, ConfigError
@@ -75,10 +76,14 @@ def _build(args: argparse.Namespace) -> int:
         start, stop = parse_bound("--from", args.start), parse_bound("--to", args.stop)
         records = topic_records(config, args.topic, start, stop)
         bad = _add(profile, decoder, ((record.key, record.value) for record in records))
-    _write(profile, args.output)
+    document = profile.document()
+    calibrated = 0 if config.budget is None else attach_run_lengths(document, config.budget.budget().delta)
+    _write(document, args.output)
     events = sum(model.events for model in profile.models.values())
     sys.stderr.write(
-        f"profile: {len(profile.models)} models, {events} events, {bad} records not events -> {args.output}\n"
+        f"profile: {len(profile.models)} models, {events} events, {bad} records not events"
+        + (f", {calibrated} signals calibrated for the budget" if calibrated else "")
+        + f" -> {args.output}\n"
     )
     return 0
 
@@ -107,7 +112,7 @@ def _merge(args: argparse.Namespace) -> int:
             merged.merge(profile)
         except ProfileError as error:
             raise ConfigError(f"{path}: {error}") from None
-    _write(merged, args.output)
+    _write(merged.document(), args.output)
     sys.stderr.write(
         f"profile: {len(args.profiles)} profiles, {len(merged.models)} models -> {args.output}\n"
     )
@@ -127,8 +132,8 @@ def _read(path: str) -> Profile:
         raise ConfigError(f"{path}: {error}") from None
 
 
-def _write(profile: Profile, path: str) -> None:
+def _write(document: dict[str, Any], path: str) -> None:
     try:
-        Path(path).write_bytes(orjson.dumps(profile.document(), option=orjson.OPT_INDENT_2) + b"\n")
+        Path(path).write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as error:
         raise ConfigError(f"--output {path}: cannot write: {error.strerror}") from None

@@ -5,9 +5,10 @@ Each section's settings live in a module of their own; this one assembles the wh
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from streamdrift.config.kafka_settings import KafkaSettings
@@ -21,7 +22,7 @@ from streamdrift.config.policies import (
     RangeSettings,
 )
 from streamdrift.config.processing import FieldSettings, LimitSettings, ProcessingSettings
-from streamdrift.config.reference import ReferenceSettings
+from streamdrift.config.reference import BudgetSettings, ReferenceSettings
 from streamdrift.config.sections import SECRET_KEYS, Strict, read_secret_files
 from streamdrift.config.signals import (
     DefaultSettings,
@@ -33,6 +34,7 @@ from streamdrift.config.signals import (
     StandardizeSettings,
 )
 from streamdrift.config.topics import TopicSettings
+from streamdrift.core.budget import FleetBudget, plan_budget
 from streamdrift.core.event import EventFields, EventLimits
 from streamdrift.core.model_windows import ReferencePlan
 from streamdrift.core.monitor import MonitorLimits
@@ -40,6 +42,7 @@ from streamdrift.core.plan import SIGNAL_KINDS, Policies
 
 __all__ = [
     "SECRET_KEYS",
+    "BudgetSettings",
     "CategoricalSettings",
     "DefaultSettings",
     "DetectorSettings",
@@ -84,11 +87,13 @@ class StreamdriftConfig(Strict):
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
     reference: ReferenceSettings | None = None
+    budget: BudgetSettings | None = None
     # Set by the loader from the file's bytes (and the reference profile's), so alerts name the config that
     # produced them; and the reference profile's models and version, read from `reference.profile`.
     config_version: SkipJsonSchema[str] = Field("unversioned", exclude=True)
     reference_models: SkipJsonSchema[dict[str, Any] | None] = Field(None, exclude=True)
     reference_version: SkipJsonSchema[str] = Field("", exclude=True)
+    _fleet_budget: FleetBudget | None = PrivateAttr(None)  # worked out once: it reads every profiled signal
 
     @model_validator(mode="after")
     def _labels_need_range_assignment(self) -> StreamdriftConfig:
@@ -101,12 +106,21 @@ class StreamdriftConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _budget_needs_a_profile(self) -> StreamdriftConfig:
+        if self.budget is not None and self.reference is None:
+            raise ValueError(
+                "budget: needs reference.profile (the profile gives each model its event rate and each "
+                "signal the distribution its threshold is calibrated on)"
+            )
+        return self
+
     def repartition_topic(self) -> str:
         return self.topics.repartition or f"{self.kafka.group_id}-repartition"
 
     def policies(self) -> Policies:
         defaults = {kind: getattr(self.defaults, kind).policy() for kind in SIGNAL_KINDS}
-        return Policies(
+        policies = Policies(
             defaults=defaults,
             rules=tuple(model.rule() for model in self.models),
             mutes=tuple(entry.mute() for entry in self.mute),
@@ -116,6 +130,24 @@ class StreamdriftConfig(Strict):
             labels=None if self.topics.labels is None else self.labels.policy(),
             reference=self._reference_plan(),
         )
+        fleet = self.fleet_budget(policies)
+        return policies if fleet is None else replace(policies, budget=fleet.rules())
+
+    def fleet_budget(self, policies: Policies | None = None) -> FleetBudget | None:
+        """The budget's calibrated signals (None without a budget, or without the profile read)."""
+        if self.budget is None or self.reference_models is None:
+            return None
+        if self._fleet_budget is None:
+            plans = policies or self.policies()
+
+            def enabled(model_id: str, signal: str) -> bool:
+                plan = plans.plan_for(model_id)
+                if signal.startswith("feature:"):
+                    return plan.feature(signal.removeprefix("feature:")).enabled
+                return plan.signal("prediction" if signal == "prediction" else "score").enabled
+
+            self._fleet_budget = plan_budget(self.budget.budget(), self.reference_models, enabled)
+        return self._fleet_budget
 
     def _reference_plan(self) -> ReferencePlan | None:
         if self.reference is None or self.reference_models is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from streamdrift.config.sections import Strict
+from streamdrift.core.budget import FalseAlarmBudget
 from streamdrift.core.windows import WindowPolicy
 
 
@@ -47,3 +48,23 @@ class ReferenceSettings(Strict):
             events=self.window.events, seconds=self.window.seconds,
             numeric=dict(self.numeric), categorical=dict(self.categorical),
         )  # fmt: skip
+
+
+class BudgetSettings(Strict):
+    """One false-alarm budget for the fleet: each profiled model's numeric signals get a Page-Hinkley
+    threshold calibrated to it (core/budget.py, docs/REFERENCE.md "A false-alarm budget")."""
+
+    false_alarms: float = Field(
+        gt=0, description="at most this many false drift alerts per model (over its calibrated signals) ..."
+    )
+    days: float = Field(
+        30.0, gt=0, description="... per this many days, at the model's event rate in the profile"
+    )
+    shift_std: float = Field(
+        0.5, gt=0, le=10,
+        description="the smallest sustained mean shift worth finding, in reference standard deviations "
+        "(Page-Hinkley's delta is half of it)",
+    )  # fmt: skip
+
+    def budget(self) -> FalseAlarmBudget:
+        return FalseAlarmBudget(false_alarms=self.false_alarms, days=self.days, shift_std=self.shift_std)

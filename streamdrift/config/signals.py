@@ -40,6 +40,9 @@ class StandardizeSettings(Strict):
     mean: float | None = None
     std: float | None = Field(None, gt=0)
     warmup: int | None = Field(None, ge=2)
+    clip: float | None = Field(
+        None, gt=0, description="standardised values beyond ±clip count as ±clip (one outlier cannot alert)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> StandardizeSettings:
@@ -51,7 +54,7 @@ class StandardizeSettings(Strict):
         raise ValueError("give either mean and std (from a reference sample) or warmup, not both")
 
     def spec(self) -> Standardize:
-        return Standardize(mean=self.mean, std=self.std, warmup=self.warmup or 0)
+        return Standardize(mean=self.mean, std=self.std, warmup=self.warmup or 0, clip=self.clip)
 
 
 def _numeric_detector_only(

@@ -82,6 +82,15 @@ class ModelRule:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetRule:
+    """The false-alarm budget's detectors for one model (budget.py): applied after every `models:` entry,
+    by exact feature name."""
+
+    features: Mapping[str, PolicyOverride] = field(default_factory=dict)
+    signals: Mapping[SignalKind, PolicyOverride] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Mute:
     """Detections of matching models and signals are not published (but counted) until `until_ms`.
 
@@ -116,13 +125,14 @@ class Policies:
     model_alerts: ModelAlertPolicy = field(default_factory=ModelAlertPolicy)
     labels: LabelPolicy | None = None  # late labels joined from a labels topic (None: inline labels only)
     reference: ReferencePlan | None = None  # windows compared with a reference profile (windows.py)
+    budget: Mapping[str, BudgetRule] = field(default_factory=dict)  # by model id (budget.py)
 
     def muted(self, model_id: str, signal: str, at_ms: int | None) -> bool:
         return any(mute.covers(model_id, signal, at_ms) for mute in self.mutes)
 
     def plan_for(self, model_id: str) -> ModelPlan:
         rules = tuple(rule for rule in self.rules if fnmatchcase(model_id, rule.match))
-        return ModelPlan(self, rules)
+        return ModelPlan(self, rules, self.budget.get(model_id))
 
 
 class ModelPlan:
@@ -134,11 +144,14 @@ class ModelPlan:
     (False, True)
     """
 
-    __slots__ = ("_features", "_rules", "_signals", "policies")
+    __slots__ = ("_budget", "_features", "_rules", "_signals", "policies")
 
-    def __init__(self, policies: Policies, rules: tuple[ModelRule, ...]) -> None:
+    def __init__(
+        self, policies: Policies, rules: tuple[ModelRule, ...], budget: BudgetRule | None = None
+    ) -> None:
         self.policies = policies
         self._rules = rules
+        self._budget = budget
         self._signals: dict[SignalKind, SignalPolicy] = {}
         for kind in SIGNAL_KINDS:
             policy = policies.defaults.get(kind) or DEFAULT_POLICIES[kind]
@@ -146,6 +159,8 @@ class ModelPlan:
                 override = rule.signals.get(kind)
                 if override is not None:
                     policy = override.apply(policy)
+            if budget is not None and kind in budget.signals:
+                policy = budget.signals[kind].apply(policy)
             self._signals[kind] = policy
         self._features: dict[str, SignalPolicy] = {}
 
@@ -160,5 +175,7 @@ class ModelPlan:
                 for pattern, override in rule.features:
                     if fnmatchcase(name, pattern):
                         policy = override.apply(policy)
+            if self._budget is not None and name in self._budget.features:
+                policy = self._budget.features[name].apply(policy)
             self._features[name] = policy
         return policy

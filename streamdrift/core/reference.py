@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import datasketches
 
+from streamdrift.core.autocorrelation import LagOne
 from streamdrift.core.event import InferenceEvent, Scalar
 
 FORMAT: Final = "streamdrift.profile"
@@ -62,6 +63,7 @@ class NumericValues:
     count: int = 0
     mean: float = 0.0
     m2: float = 0.0  # sum of squared deviations from the mean
+    lag: LagOne = field(default_factory=LagOne)  # consecutive values, for the false-alarm budget
 
     def add(self, value: float) -> None:
         self.sketch.update(value)
@@ -69,6 +71,7 @@ class NumericValues:
         delta = value - self.mean
         self.mean += delta / self.count
         self.m2 += delta * (value - self.mean)
+        self.lag.add(value)
 
     def merge(self, other: NumericValues) -> None:
         if other.count == 0:
@@ -79,6 +82,14 @@ class NumericValues:
         self.mean += delta * other.count / total
         self.count = total
         self.sketch.merge(other.sketch)
+        self.lag.merge(other.lag)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
+
+    def autocorrelation(self) -> float | None:
+        return self.lag.autocorrelation(self.std**2)
 
     def edges(self, bins: int) -> list[float]:
         """The interior edges of `bins` bins of about equal mass; repeated quantiles (a value that fills more
@@ -98,13 +109,13 @@ class NumericValues:
 
     def document(self, bins: int) -> dict[str, Any]:
         edges = self.edges(bins)
-        std = math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
         return {
-            "count": self.count, "mean": self.mean, "std": std,
+            "count": self.count, "mean": self.mean, "std": self.std,
             "min": float(self.sketch.get_min_value()) if self.count else None,
             "max": float(self.sketch.get_max_value()) if self.count else None,
             "edges": edges, "counts": self.counts(edges),
             "sketch": base64.b64encode(self.sketch.serialize()).decode(),
+            "autocorrelation": self.autocorrelation(), "lag1": self.lag.document(),
         }  # fmt: skip
 
     @classmethod
@@ -114,7 +125,13 @@ class NumericValues:
         sketch = datasketches.kll_doubles_sketch.deserialize(base64.b64decode(document["sketch"]))
         if sketch.n != count:
             raise ProfileError(f"a sketch of {sketch.n} values for a count of {count}")
-        return cls(sketch=sketch, count=count, mean=float(document["mean"]), m2=std * std * max(count - 1, 0))
+        return cls(
+            sketch=sketch,
+            count=count,
+            mean=float(document["mean"]),
+            m2=std * std * max(count - 1, 0),
+            lag=LagOne.from_document(document.get("lag1")),
+        )
 
 
 @dataclass(slots=True)
@@ -183,12 +200,21 @@ class ModelValues:
 
     events: int = 0
     signals: dict[str, SignalValues] = field(default_factory=dict)
+    # Record time covered: the open period's first and last event time, and the span of periods merged in
+    # (an event rate is events per span: the false-alarm budget's unit of time).
+    first_ms: int | None = None
+    last_ms: int | None = None
+    merged_span_ms: int = 0
     # Per segment feature, per value: the model's events with that value, profiled alike (model_windows.py).
     segments: dict[str, dict[str, ModelValues]] = field(default_factory=dict)
 
     def add_event(self, event: InferenceEvent, segments: tuple[str, ...], segment: str | None = None) -> None:
         """The event's values; in a segment's values, all but the segment's own feature (one value there)."""
         self.events += 1
+        at = event.timestamp_ms
+        if at is not None:
+            self.first_ms = at if self.first_ms is None else min(self.first_ms, at)
+            self.last_ms = at if self.last_ms is None else max(self.last_ms, at)
         for name, value in event.features.items():
             if name != segment:
                 self.add(f"feature:{name}", value)
@@ -214,8 +240,19 @@ class ModelValues:
         if value is not None:
             signal.add(value)
 
+    @property
+    def span_ms(self) -> int:
+        open_span = 0 if self.first_ms is None or self.last_ms is None else self.last_ms - self.first_ms
+        return self.merged_span_ms + open_span
+
+    def events_per_day(self) -> float | None:
+        """The model's event rate in the reference period (None without a span of record time)."""
+        span = self.span_ms
+        return self.events * 86_400_000 / span if span > 0 else None
+
     def merge(self, other: ModelValues) -> None:
         self.events += other.events
+        self.merged_span_ms += other.span_ms
         for name, signal in other.signals.items():
             if name in self.signals:
                 self.signals[name].merge(signal)
@@ -230,6 +267,8 @@ class ModelValues:
         """The model's document; of its segment values, the `top_k` with the most events."""
         document: dict[str, Any] = {
             "events": self.events,
+            "span_ms": self.span_ms,
+            "events_per_day": self.events_per_day(),
             "signals": {
                 name: signal.document(self.events, bins, top_k)
                 for name, signal in sorted(self.signals.items())
@@ -251,6 +290,7 @@ class ModelValues:
     def from_document(cls, document: Mapping[str, Any]) -> ModelValues:
         return cls(
             events=int(document["events"]),
+            merged_span_ms=int(document.get("span_ms") or 0),
             signals={name: SignalValues.from_document(s) for name, s in document["signals"].items()},
             segments={
                 feature: {value: cls.from_document(segment) for value, segment in by_value.items()}

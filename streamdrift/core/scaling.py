@@ -20,9 +20,13 @@ class Standardize:
     mean: float | None = None
     std: float | None = None
     warmup: int = 0
+    # Standardised values beyond ±clip count as ±clip: a robust (Huber-style) CUSUM, which one outlier cannot
+    # set off, and whose false-alarm rate the budget can calibrate on heavy-tailed signals too (budget.py).
+    clip: float | None = None
 
-    def key(self) -> tuple[float | None, float | None, int]:
-        return (self.mean, self.std, self.warmup)
+    def key(self) -> tuple[float | None, ...]:
+        base = (self.mean, self.std, self.warmup)
+        return base if self.clip is None else (*base, self.clip)
 
 
 class Scaler:
@@ -33,6 +37,8 @@ class Scaler:
     [None, None, None, 2.0]
     >>> Scaler(Standardize(mean=10.0, std=2.0)).transform(13.0)
     1.5
+    >>> Scaler(Standardize(mean=10.0, std=2.0, clip=3.0)).transform(40.0)
+    3.0
     """
 
     __slots__ = ("m2", "mean", "n", "scale", "spec")
@@ -50,7 +56,10 @@ class Scaler:
         """The standardised value, or None while the value only serves to learn mean and std."""
         scale = self.scale
         if scale is not None:
-            return (value - self.mean) * scale
+            clip = self.spec.clip
+            if clip is None:
+                return (value - self.mean) * scale
+            return max(-clip, min(clip, (value - self.mean) * scale))
         self.n += 1
         delta = value - self.mean
         self.mean += delta / self.n

@@ -186,3 +186,59 @@ def test_segments_from_the_config_through_build_and_replay(workdir: Path) -> Non
         segment = profile["models"][alert["model_id"]]["segments"]["plan"][value]
         statistic, _ = expected("feature:amount", "psi", Cells(segment["signals"]["feature:amount"]), named)
         assert alert["stats"]["statistic"] == pytest.approx(statistic, abs=1e-9), alert
+
+
+BUDGET = """
+reference:
+  profile: {profile}
+  window: {{events: 500}}
+budget: {{false_alarms: 1, days: 30}}
+"""
+
+
+def test_a_budget_is_calibrated_at_build_and_printed_by_validate(tmp_path: Path) -> None:
+    """`profile build` with a budget in the config stores each numeric signal's run-length curve; `config
+    validate` prints the fleet's expected false alarms per day, which the budget fixes: one per model per 30
+    days for the model with timestamps; the one without is named as outside the budget."""
+    rng = np.random.default_rng(4)
+    lines = [
+        orjson.dumps({
+            "model_id": model, "score": float(rng.uniform()),
+            "features": {"amount": float(rng.lognormal(0, 1)), "plan": str(rng.choice(["a", "b"]))},
+            **({"timestamp": 1_780_000_000 + i * 60} if model == "fraud-v1" else {}),
+        })
+        for i in range(3_000) for model in ("fraud-v1", "churn-v1")
+    ]  # fmt: skip
+    (tmp_path / "ref.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    config = tmp_path / "streamdrift.yaml"
+    config.write_text(GOOD_CONFIG + BUDGET.format(profile="ref.json"))
+    done = streamdrift(
+        "profile", "build", "--config", str(config), "--input", str(tmp_path / "ref.jsonl"),
+        "--output", str(tmp_path / "ref.json"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "4 signals calibrated for the budget" in done.stderr  # amount and score of both models
+    signals = orjson.loads((tmp_path / "ref.json").read_bytes())["models"]["fraud-v1"]["signals"]
+    assert set(signals["feature:amount"]["run_length"]) == {"delta", "intercept", "slope", "clip"}
+    assert "run_length" not in signals["feature:plan"]
+    done = streamdrift("config", "validate", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "OK",
+        "budget: 1 false alarm(s) per model per 30 days; 1 models, 2 signals calibrated (page_hinkley on "
+        "standardised values, delta 0.25)",
+        f"budget: expected false alarms {1 / 30:.4g}/day for the fleet ({1 / 30:.4g}/day budgeted)",
+        "budget: outside: churn-v1: no event rate in the profile (its events have no timestamps, or one "
+        "event)",
+    ]
+
+
+def test_a_budget_without_a_profile_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "streamdrift.yaml"
+    config.write_text(GOOD_CONFIG + "\nbudget: {false_alarms: 1}\n")
+    done = streamdrift("config", "validate", str(config))
+    assert done.returncode == 2
+    assert assert_clean_lines(done.stderr) == [
+        f"streamdrift: {config}: budget: needs reference.profile (the profile gives each model its event "
+        "rate and each signal the distribution its threshold is calibrated on)"
+    ]
