@@ -219,7 +219,7 @@ def test_a_budget_is_calibrated_at_build_and_printed_by_validate(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert "4 signals calibrated for the budget" in done.stderr  # amount and score of both models
     signals = orjson.loads((tmp_path / "ref.json").read_bytes())["models"]["fraud-v1"]["signals"]
-    assert set(signals["feature:amount"]["run_length"]) == {"delta", "intercept", "slope", "clip"}
+    assert set(signals["feature:amount"]["run_length"]) == {"delta", "rise", "fall", "clip"}
     assert "run_length" not in signals["feature:plan"]
     done = streamdrift("config", "validate", str(config))
     assert done.returncode == 0, done.stderr
