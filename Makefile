@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help venv install check lint typecheck test unit soak demo bench kafka-up kafka-down kafka-status tools clean
+.PHONY: help venv install check lint typecheck test unit soak demo bench bench-budget kafka-up kafka-down kafka-status tools clean
 
 help:
 	@echo "make demo        run the end-to-end demo on a local Kafka (started and stopped for it)"
@@ -13,6 +13,7 @@ help:
 	@echo "make check       ruff + mypy --strict"
 	@echo "make soak        the crash tests, longer (SOAK_KILLS=40 SOAK_EVENTS=500000)"
 	@echo "make bench       the benchmarks on a real broker: one table, JSON in .cache/bench/ (BENCH_ARGS=--quick)"
+	@echo "make bench-budget the false-alarm budget on simulated null and shifted fleets (no broker)"
 	@echo "make kafka-up    start the local broker (prints KAFKA_BOOTSTRAP_SERVERS=...)"
 	@echo "make kafka-down  stop it"
 
@@ -70,6 +71,10 @@ demo: venv
 # Throughput, latency, scale and scale-out against a real broker (see benchmarks/__init__.py).
 bench: venv tools
 	@tools/with-kafka.sh $(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The false-alarm budget on simulated fleets of 1,000 models x 20 features (benchmarks/budget.py).
+bench-budget: venv
+	$(BIN)/python -m benchmarks.budget
 
 kafka-up: venv
 	@tools/kafka/kafka.sh up

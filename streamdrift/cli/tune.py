@@ -144,7 +144,11 @@ def tune_command(args: argparse.Namespace) -> int:
         evaluation = evaluate(sample, settings, changes, simulation, _progress(signal.name, args.runs))
         recommendation = recommend(evaluation, args.target_false_alarms)
         recommendations.append(recommendation)
-        sys.stdout.write(format_table(evaluation, recommendation, model=args.model) + "\n")
+        table = format_table(evaluation, recommendation, model=args.model, per_day=reference.events_per_day)
+        sys.stdout.write(table + "\n")
+    fleet = config.fleet_budget()  # with a budget: what it implies for the fleet, beside the table
+    if fleet is not None:
+        sys.stdout.write(fleet.summary() + "\n\n")
 
     document = recommendation_yaml(recommendations, args.model)
     if args.output is None:
@@ -208,8 +212,11 @@ def _progress(signal: str, runs: int) -> Callable[[int], None] | None:
 _COLUMN_GAP = "  "
 
 
-def format_table(evaluation: Evaluation, recommendation: Recommendation, *, model: str | None) -> str:
-    """A header saying what was measured, one row per setting, and the recommendation under it."""
+def format_table(
+    evaluation: Evaluation, recommendation: Recommendation, *, model: str | None, per_day: float | None = None
+) -> str:
+    """A header saying what was measured, one row per setting, and the recommendation under it; with the
+    reference's event rate (`per_day` events), the false alarms per day of each setting too."""
     from streamdrift.tune import describe_setting
 
     sample, simulation = evaluation.sample, evaluation.simulation
@@ -228,14 +235,16 @@ def format_table(evaluation: Evaluation, recommendation: Recommendation, *, mode
         "",
     ]
     settings = [describe_setting(result.spec) for result in evaluation.results]
+    daily = [] if per_day is None else ["per day"]
     rows: list[list[str]] = [
-        ["", "setting", "false alarms", *(change.label for change in evaluation.changes)],
-        ["", "", "per 10k", *(_pair("detect", "delay") for _ in evaluation.changes)],
+        ["", "setting", "false alarms", *[""] * len(daily), *(change.label for change in evaluation.changes)],
+        ["", "", "per 10k", *daily, *(_pair("detect", "delay") for _ in evaluation.changes)],
     ]
     for setting, result in zip(settings, evaluation.results, strict=True):
         mark = "*" if result is recommendation.result else ""
         cells = [_pair(f"{o.detection_probability:.0%}", _delay(o.median_delay)) for o in result.outcomes]
-        rows.append([mark, setting, f"{result.false_alarms_per_10k:.2f}", *cells])
+        day = [] if per_day is None else [f"{result.false_alarms_per_10k * per_day / 10_000:.3g}"]
+        rows.append([mark, setting, f"{result.false_alarms_per_10k:.2f}", *day, *cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]

@@ -34,6 +34,7 @@ from streamdrift.core.scaling import Standardize
 
 MIN_INSTANCES: Final = 30
 CLIP_STD: Final = 3.0  # the detectors' input is clipped at ±3 std: a robust CUSUM (scaling.py)
+BATCH: Final = 256  # shapes simulated together
 RUN_LENGTH_KEY: Final = "run_length"  # a numeric signal's run-length curve in a profile document
 
 # Curves measured in this process, by shape and delta: models alike share one measurement.
@@ -131,8 +132,10 @@ def shape_of(signal: Mapping[str, Any]) -> NullShape | None:
 def curves_for(shapes: Sequence[NullShape], delta: float) -> list[RunLengthCurve]:
     """Each shape's curve, measured once per process."""
     missing = list(dict.fromkeys(shape for shape in shapes if (shape, delta) not in _MEASURED))
-    for shape, curve in zip(missing, measure_curves(missing, delta), strict=True):
-        _MEASURED[shape, delta] = curve
+    for start in range(0, len(missing), BATCH):  # lanes of a few hundred shapes at a time: bounded memory
+        batch = missing[start : start + BATCH]
+        for shape, curve in zip(batch, measure_curves(batch, delta), strict=True):
+            _MEASURED[shape, delta] = curve
     return [_MEASURED[shape, delta] for shape in shapes]
 
 

@@ -28,7 +28,7 @@ from scipy.special import ndtr
 
 from streamdrift.core.page_hinkley_lanes import Floats
 
-CHUNK: Final = 2_000  # values generated at a time
+CHUNK_VALUES: Final = 4_000_000  # values generated at a time, all lanes together (32 MB)
 QUANTILE_POINTS: Final = 257  # the quantile function's resolution (probabilities 0, 1/256, ..., 1)
 MOMENT_POINTS: Final = 4_096  # the distribution's values for its exponent: midpoints of as many quantiles
 # Gauss-Hermite nodes for E[f(Z)], Z standard normal: the lag-j correlation of a copula's values.
@@ -142,8 +142,9 @@ def null_values(
     probabilities = np.linspace(0.0, 1.0, len(shapes[0].quantiles)) if shapes else np.zeros(0)
     noise = [rng.standard_normal(streams) for rng in rngs]  # AR(1) state, stationary start
     done = 0
+    per_chunk = max(10, min(2_000, CHUNK_VALUES // max(1, len(shapes) * streams)))
     while done < steps:
-        size = min(CHUNK, steps - done)
+        size = min(per_chunk, steps - done)
         chunk = np.empty((size, len(shapes), streams))
         for i, (shape, rng) in enumerate(zip(shapes, rngs, strict=True)):
             innovations = rng.standard_normal((size, streams)) * math.sqrt(1.0 - shape.phi**2)

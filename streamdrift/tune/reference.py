@@ -60,6 +60,12 @@ class Reference:
     events: int  # events decoded (of the chosen model, when one was chosen)
     bad_records: Counter[str] = field(default_factory=Counter)  # lines that are no event, by kind
     skipped: Counter[str] = field(default_factory=Counter)  # values the monitor skipped, by reason
+    span_ms: int = 0  # record time from the first event to the last (0: no timestamps)
+
+    @property
+    def events_per_day(self) -> float | None:
+        """The reference's event rate: what turns false alarms per event into false alarms per day."""
+        return self.events * 86_400_000 / self.span_ms if self.span_ms > 0 else None
 
 
 def read_reference(
@@ -95,6 +101,7 @@ def read_reference(
     bad_records: Counter[str] = Counter()
     models_seen: Counter[str] = Counter()
     events = 0
+    times: list[int] = []
     for offset, record in enumerate(records):
         try:
             event = decoder.decode(None, record)
@@ -105,6 +112,8 @@ def read_reference(
         if model is not None and event.model_id != model:
             continue
         events += 1
+        if event.timestamp_ms is not None:
+            times.append(event.timestamp_ms)
         monitor.process(event, RecordSource(offset=offset))
     if events == 0:
         raise ConfigError(_no_events(model, models_seen, bad_records))
@@ -126,7 +135,10 @@ def read_reference(
         signal.name: ReferenceSample(signal=signal, values=np.asarray(collected[signal.name], dtype=float))
         for signal in signals
     }
-    return Reference(samples=samples, events=events, bad_records=bad_records, skipped=monitor.skipped)
+    span_ms = max(times) - min(times) if times else 0
+    return Reference(
+        samples=samples, events=events, bad_records=bad_records, skipped=monitor.skipped, span_ms=span_ms
+    )
 
 
 def _no_events(model: str | None, models_seen: Counter[str], bad_records: Counter[str]) -> str:

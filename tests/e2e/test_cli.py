@@ -281,3 +281,32 @@ def test_tune_prints_a_table_and_a_recommendation_that_is_a_valid_config(tmp_pat
     pasted = parse_config(GOOD_CONFIG + recommended.read_text(), env={})
     assert pasted.models[0].features["x"].detector is not None
     assert pasted.models[0].features["x"].detector.type == "page_hinkley"
+
+
+def test_tune_prints_false_alarms_per_day_at_the_references_event_rate(tmp_path: Path) -> None:
+    """One event every 30 s: 2,880 a day, so a setting's false alarms per day are its figure per 10k times
+    0.288."""
+    rng = np.random.default_rng(6)
+    reference = tmp_path / "good.jsonl"
+    reference.write_bytes(
+        b"".join(
+            orjson.dumps({"model_id": "m", "timestamp": 1_780_000_000 + 30 * i, "features": {"x": float(v)}})
+            + b"\n"
+            for i, v in enumerate(rng.normal(size=3001))
+        )
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(GOOD_CONFIG)
+    result = streamdrift(
+        "tune", "--config", str(config), "--reference", str(reference), "--signal", "feature:x",
+        "--detector", "page_hinkley", "--grid", "threshold=5,25", "--runs", "5", "--length", "2000",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "per day" in next(line for line in lines if "per 10k" in line)
+    rows = [cells[1:] if cells[0] == "*" else cells for cells in map(str.split, lines) if cells]
+    rows = [cells for cells in rows if cells[0].startswith("threshold=")]  # the table's, not the verdict
+    assert len(rows) == 2
+    for cells in rows:
+        per_10k, per_day = float(cells[1]), float(cells[2])
+        assert per_day == pytest.approx(per_10k * 3001 / (3000 * 30) * 86_400 / 10_000, rel=0.01)

@@ -16,7 +16,8 @@ def test_a_null_fleets_false_alarms_are_within_the_budget(phi: float) -> None:
     outcome = run_fleet(phi, seed=1)
     low, high = outcome.interval
     assert low <= outcome.false_alarms <= high, outcome
-    assert outcome.detected > 0.99, outcome  # a 0.5-std shift, within 2,000 events
+    # A 0.5-std shift, within 2,000 events: autocorrelated noise needs thresholds three times as high.
+    assert outcome.detected > (0.99 if phi == 0 else 0.93), outcome
     assert outcome.delay_median < (150 if phi == 0 else 400), outcome
 
 
