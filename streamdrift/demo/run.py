@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +18,8 @@ import orjson
 from streamdrift.alert_text import format_alert
 from streamdrift.config import StreamdriftConfig, parse_config
 from streamdrift.config.model import KafkaSettings
+from streamdrift.core.event import EventDecoder
+from streamdrift.core.reference import Profile
 from streamdrift.demo.scenario import Change, changes, generate, model_event
 from streamdrift.errors import ConfigError, StreamdriftError
 from streamdrift.ports import OutRecord, TopicSpec, Transport
@@ -29,6 +33,16 @@ EVENTS_PER_MODEL = 4000
 INPUT_PARTITIONS = 2
 FINISH_TIMEOUT_S = 90
 RATE_PER_S = 1000
+REFERENCE_SEED = 8  # the known-good period: the scenario's first half, drawn again with another seed
+# The demo's reference windows: the profile of the known-good period, compared per 500 events of a model.
+REFERENCE = """
+reference:
+  profile: reference.json
+  window: {events: 500}
+  numeric: {psi: 0.2}
+  categorical: {}
+"""
+WINDOW_TESTS = frozenset({"psi", "jensen_shannon", "wasserstein", "chi_square"})
 
 
 def demo_main(
@@ -123,7 +137,22 @@ def _demo_config(bootstrap: str, run_id: str, client: str) -> StreamdriftConfig:
         "STREAMDRIFT_DEMO_CLIENT": client,
     }  # fmt: skip
     text = resources.files("streamdrift.demo").joinpath("demo.yaml").read_bytes()
-    return parse_config(text, env=env, origin="streamdrift/demo/demo.yaml")
+    plain = parse_config(text, env=env, origin="streamdrift/demo/demo.yaml")
+    with tempfile.TemporaryDirectory(prefix="streamdrift-demo-") as directory:  # read once, at parse
+        _write_reference(plain, Path(directory) / "reference.json")
+        return parse_config(
+            text + REFERENCE.encode(), env=env, origin="streamdrift/demo/demo.yaml", base_dir=Path(directory)
+        )
+
+
+def _write_reference(config: StreamdriftConfig, path: Path) -> None:
+    """A profile of the known-good period (before the changes), as `profile build` would write it."""
+    decoder = EventDecoder(config.event_fields(), config.event_limits())
+    profile = Profile()
+    for model_id, index, value in generate(EVENTS_PER_MODEL, seed=REFERENCE_SEED):
+        if index < EVENTS_PER_MODEL // 2:
+            profile.add(decoder.decode(model_id.encode(), value))
+    path.write_bytes(orjson.dumps(profile.document()))
 
 
 def _create_input(clients: Transport, topic: str) -> None:
@@ -199,7 +228,11 @@ def _drain(clients: Transport, alerts_topic: str, already: int) -> list[dict[str
 
 def _scorecard(scenario: list[Change], alerts: list[dict[str, Any]]) -> None:
     index_of = model_event
-    drifts = sorted((a for a in alerts if a["level"] == "drift"), key=index_of)
+    windows = [a for a in alerts if a["level"] == "drift" and a["detector"]["type"] in WINDOW_TESTS]
+    drifts = sorted(
+        (a for a in alerts if a["level"] == "drift" and a["detector"]["type"] not in WINDOW_TESTS),
+        key=index_of,
+    )
     warnings = [a for a in alerts if a["level"] == "warning"]
     explained: set[str] = set()
     print("\nscorecard")
@@ -226,4 +259,22 @@ def _scorecard(scenario: list[Change], alerts: list[dict[str, Any]]) -> None:
     for alert in false_alarms:
         print(f"    {alert['model_id']} {alert['signal']} at model event {index_of(alert)}")
     print(f"  warnings (early signs, not pages): {len(warnings)}")
+    print(f"  reference windows over their threshold (500 events vs a known-good period): {len(windows)}")
+    for (model_id, signal, test), found in sorted(_grouped(windows).items()):
+        print(f"    {model_id} {signal} {test}: {len(found)} windows, from model event {min(found)}")
+    resolved = [a for a in alerts if a["level"] == "resolved" and (a.get("stats") or {}).get("reference")]
+    for alert in resolved:
+        verdict = alert["stats"]["reference"]
+        print(
+            f"  {alert['model_id']} {alert['signal']} resolved at model event {index_of(alert)}: "
+            f"{verdict['ended']} ({verdict['test']} {verdict['statistic']:.3g} of the latest window)"
+        )
     sys.stdout.flush()
+
+
+def _grouped(alerts: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[int]]:
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for alert in alerts:
+        key = (alert["model_id"], alert["signal"], alert["detector"]["type"])
+        groups.setdefault(key, []).append(model_event(alert))
+    return groups
