@@ -82,6 +82,7 @@ class FleetBudget:
     budget: FalseAlarmBudget
     models: Mapping[str, ModelBudget]
     outside: Mapping[str, str]  # model id (or "model signal") -> why it is outside the budget
+    unstored: int = 0  # signals whose curve the profile did not hold: measured at load
 
     @property
     def false_alarms_per_day(self) -> float:
@@ -115,6 +116,11 @@ class FleetBudget:
             f"budget: expected false alarms {self.false_alarms_per_day:.4g}/day for the fleet "
             f"({wanted:.4g}/day budgeted)",
         ]
+        if self.unstored:
+            lines.append(
+                f"budget: {self.unstored} signals calibrated at load, not stored in the profile (about 0.4 s "
+                "of CPU each at every start): `profile build` with this budget in its config stores them"
+            )
         lines.extend(f"budget: outside: {what}: {why}" for what, why in sorted(self.outside.items()))
         return "\n".join(lines)
 
@@ -204,7 +210,7 @@ def plan_budget(
         result[model_id] = ModelBudget(
             model_id=model_id, events_per_day=events_per_day, signals=tuple(calibrated)
         )
-    return FleetBudget(budget=budget, models=result, outside=outside)
+    return FleetBudget(budget=budget, models=result, outside=outside, unstored=len(unmeasured))
 
 
 def _calibrated(

@@ -125,6 +125,7 @@ def test_each_models_budget_is_split_over_its_calibrated_signals(fleet_dir: Path
     assert fleet is not None
     assert list(fleet.models) == ["a"]
     assert set(fleet.outside) == {"a feature:flat", "b"}
+    assert fleet.unstored == 2  # the profile was built without the budget: its curves measured at load
     model = fleet.models["a"]
     events_per_day = 4_000 * DAY_MS / (3_999 * 45_000)
     assert model.events_per_day == pytest.approx(events_per_day, rel=1e-12)
@@ -182,6 +183,7 @@ def test_a_curve_stored_in_the_profile_is_the_one_used(fleet_dir: Path) -> None:
         lambda h: 1.5 + math.log(math.expm1(0.3 * h) - 0.3 * h) - math.log(run_length), 1e-3, 1e3
     )
     assert [s.threshold for s in fleet.models["a"].signals] == [pytest.approx(root, abs=1e-4)] * 2
+    assert fleet.unstored == 0
 
 
 @pytest.mark.parametrize(
