@@ -5,8 +5,9 @@ one per 30 days). For each profiled model, with its event rate from the referenc
 
 1. **Correction across the model's signals** (Bonferroni): each of its `n` calibrated signals may raise
    `false_alarms / n` per period, so the model's false alarms add up to the budget.
-2. **The mean run length that allows**: `n · events_per_day · days / false_alarms` values between false
-   alarms of one signal (its values arrive at the model's event rate).
+2. **The mean run length that allows**: `n · values_per_day · days / false_alarms` values between false
+   alarms of one signal, its values arriving at the model's event rate times the share of the reference's
+   events that had a value of it (a feature missing half the time sees half the values).
 3. **The threshold of that run length**, from the signal's run-length curve (calibration.py): measured by
    simulation on the profile, stored in the profile by `profile build` when the config has a budget, measured
    here otherwise (once per distinct signal shape and process).
@@ -15,7 +16,7 @@ one per 30 days). For each profiled model, with its event rate from the referenc
 
 Only numeric signals of profiled models are calibrated (features, prediction, score); the others keep their
 configured detectors and stay outside the budget, and `config validate` names them. The expected false
-alarms per day are the calibrated signals' `events_per_day / run_length(threshold)`, summed.
+alarms per day are the calibrated signals' `values_per_day / run_length(threshold)`, summed.
 """
 
 from __future__ import annotations
@@ -51,14 +52,15 @@ class FalseAlarmBudget:
     def delta(self) -> float:
         return self.shift_std / 2.0
 
-    def run_length(self, events_per_day: float, signals: int) -> float:
-        """The mean run length each of a model's `signals` signals needs."""
-        return signals * events_per_day * self.days / self.false_alarms
+    def run_length(self, values_per_day: float, signals: int) -> float:
+        """The mean run length one of a model's `signals` signals needs, at its rate of values."""
+        return signals * values_per_day * self.days / self.false_alarms
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CalibratedSignal:
     signal: str  # the profile's name: feature:<name>, prediction, score
+    values_per_day: float
     threshold: float
     run_length: float  # the curve's mean run length at the threshold
     false_alarms_per_day: float
@@ -202,11 +204,12 @@ def plan_budget(
     curves_for(unmeasured, budget.delta)  # all at once: one simulation for the fleet's new shapes
     result: dict[str, ModelBudget] = {}
     for model_id, events_per_day, signals in chosen:
-        run_length = budget.run_length(events_per_day, len(signals))
+        events = int(models[model_id]["events"])
         calibrated = []
         for name, signal, shape in signals:
             curve = _stored_curve(signal, budget.delta) or _MEASURED[shape, budget.delta]
-            calibrated.append(_calibrated(name, signal, curve, run_length, events_per_day, budget))
+            values_per_day = events_per_day * int(signal["count"]) / events
+            calibrated.append(_calibrated(name, signal, curve, values_per_day, len(signals), budget))
         result[model_id] = ModelBudget(
             model_id=model_id, events_per_day=events_per_day, signals=tuple(calibrated)
         )
@@ -214,14 +217,15 @@ def plan_budget(
 
 
 def _calibrated(
-    name: str, signal: Mapping[str, Any], curve: RunLengthCurve, run_length: float, events_per_day: float,
+    name: str, signal: Mapping[str, Any], curve: RunLengthCurve, values_per_day: float, signals: int,
     budget: FalseAlarmBudget,
 ) -> CalibratedSignal:  # fmt: skip
+    run_length = budget.run_length(values_per_day, signals)
     threshold = max(curve.threshold_for(run_length), 0.001)  # a budget so loose it needs none: still > 0
     achieved = curve.run_length(threshold)
     return CalibratedSignal(
-        signal=name, threshold=threshold, run_length=achieved,
-        false_alarms_per_day=events_per_day / achieved,
+        signal=name, values_per_day=values_per_day, threshold=threshold, run_length=achieved,
+        false_alarms_per_day=values_per_day / achieved,
         detector=DetectorSpec.of(
             "page_hinkley", threshold=threshold, delta=budget.delta, alpha=1.0, min_instances=MIN_INSTANCES,
             mode="both",

@@ -93,8 +93,9 @@ models:
 
 @pytest.fixture
 def fleet_dir(tmp_path: Path) -> Path:
-    """Model a: x (normal), ignored (disabled in the config), flat (constant), country (categorical), a
-    numeric score, one event every 45 s; model b: the same values without timestamps."""
+    """Model a: x (normal), sparse (in one event of four), ignored (disabled in the config), flat
+    (constant), country (categorical), a numeric score, one event every 45 s; model b: the same values
+    without timestamps."""
     rng = np.random.default_rng(8)
     profile = Profile()
     for model, every_ms in (("a", 45_000), ("b", None)):
@@ -102,7 +103,8 @@ def fleet_dir(tmp_path: Path) -> Path:
             InferenceEvent(
                 model_id=model,
                 features={"x": float(rng.normal(3, 2)), "ignored": float(rng.normal()), "flat": 1.0,
-                          "country": str(rng.choice(["US", "BR"]))},
+                          "country": str(rng.choice(["US", "BR"])),
+                          **({"sparse": float(i % 7)} if i % 4 == 0 else {})},
                 score=float(rng.beta(2, 5)),
                 timestamp_ms=None if every_ms is None else i * every_ms,
             )
@@ -125,14 +127,15 @@ def test_each_models_budget_is_split_over_its_calibrated_signals(fleet_dir: Path
     assert fleet is not None
     assert list(fleet.models) == ["a"]
     assert set(fleet.outside) == {"a feature:flat", "b"}
-    assert fleet.unstored == 2  # the profile was built without the budget: its curves measured at load
+    assert fleet.unstored == 3  # the profile was built without the budget: its curves measured at load
     model = fleet.models["a"]
     events_per_day = 4_000 * DAY_MS / (3_999 * 45_000)
     assert model.events_per_day == pytest.approx(events_per_day, rel=1e-12)
-    assert [s.signal for s in model.signals] == ["feature:x", "score"]  # not ignored, flat, country
-    run_length = 2 * events_per_day * 10 / 2  # two signals share the model's 2 alarms per 10 days
-    for signal in model.signals:
-        assert signal.run_length == pytest.approx(run_length, rel=1e-3)
+    assert [s.signal for s in model.signals] == ["feature:sparse", "feature:x", "score"]  # not the others
+    # Three signals share the model's 2 alarms per 10 days; `sparse` has a value in one event of four.
+    for signal, share in zip(model.signals, (0.25, 1.0, 1.0), strict=True):
+        assert signal.values_per_day == pytest.approx(events_per_day * share, rel=1e-12)
+        assert signal.run_length == pytest.approx(3 * events_per_day * share * 10 / 2, rel=1e-3)
     assert fleet.false_alarms_per_day == pytest.approx(2 / 10, rel=1e-3)
 
     plan = config.policies().plan_for("a")
@@ -141,7 +144,7 @@ def test_each_models_budget_is_split_over_its_calibrated_signals(fleet_dir: Path
     assert x.detector.type == "page_hinkley"
     params = x.detector.kwargs()
     assert params["delta"] == pytest.approx(0.2) and params["alpha"] == 1.0
-    assert params["threshold"] == model.signals[0].threshold
+    assert params["threshold"] == model.signals[1].threshold
     assert x.standardize is not None
     assert x.standardize.mean == pytest.approx(raw.mean(), rel=1e-9)
     assert x.standardize.std == pytest.approx(raw.std(ddof=1), rel=1e-9)
@@ -178,11 +181,13 @@ def test_a_curve_stored_in_the_profile_is_the_one_used(fleet_dir: Path) -> None:
     config = parse_config(path.read_bytes(), base_dir=fleet_dir)
     fleet = config.fleet_budget()
     assert fleet is not None
-    run_length = 2 * (4_000 * DAY_MS / (3_999 * 45_000)) * 30
+    signals = {s.signal: s for s in fleet.models["a"].signals}
+    run_length = 3 * (4_000 * DAY_MS / (3_999 * 45_000)) * 30  # x: a value in every event
     root = optimize.brentq(
         lambda h: 1.5 + math.log(math.expm1(0.3 * h) - 0.3 * h) - math.log(run_length), 1e-3, 1e3
     )
-    assert [s.threshold for s in fleet.models["a"].signals] == [pytest.approx(root, abs=1e-4)] * 2
+    assert signals["feature:x"].threshold == pytest.approx(root, abs=1e-4)
+    assert signals["score"].threshold == signals["feature:x"].threshold
     assert fleet.unstored == 0
 
 
