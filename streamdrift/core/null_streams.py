@@ -51,7 +51,8 @@ class NullShape:
     ) -> NullShape:  # fmt: skip
         """From the profile's figures: `autocorrelation` is the values' lag-1 correlation, which the copula's
         φ must reproduce (for a skewed signal φ is larger). Rounded, so that signals alike share one
-        calibration and a profile gives the same thresholds on every machine."""
+        calibration; the simulation is seeded by the shape, so a profile gives the same thresholds run after
+        run (a replay uses the service's detectors)."""
         scale = 1.0 / std
         standardised = tuple(round((q - mean) * scale, 4) for q in quantiles)
         phi = copula_phi(np.asarray(standardised), autocorrelation or 0.0)
