@@ -6,6 +6,7 @@ Each section's settings live in a module of their own; this one assembles the wh
 from __future__ import annotations
 
 from dataclasses import replace
+from fnmatch import fnmatchcase
 from typing import Any
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -146,7 +147,9 @@ class StreamdriftConfig(Strict):
                     return plan.feature(signal.removeprefix("feature:")).enabled
                 return plan.signal("prediction" if signal == "prediction" else "score").enabled
 
-            self._fleet_budget = plan_budget(self.budget.budget(), self.reference_models, enabled)
+            selected = self.reference.models if self.reference is not None else "*"  # as for windows
+            models = {m: doc for m, doc in self.reference_models.items() if fnmatchcase(m, selected)}
+            self._fleet_budget = plan_budget(self.budget.budget(), models, enabled)
         return self._fleet_budget
 
     def _reference_plan(self) -> ReferencePlan | None:

@@ -248,3 +248,12 @@ def test_the_monitor_alerts_where_river_does_with_the_budgets_detector(fleet_dir
         if river.drift_detected:
             detected.append(i)
     assert [a["source"]["offset"] for a in drifts] == detected
+
+
+def test_the_budget_covers_the_models_reference_models_selects(fleet_dir: Path) -> None:
+    text = CONFIG.format(budget="{false_alarms: 1}").replace("  window:", '  models: "b*"\n  window:')
+    config = parse_config(text.encode(), base_dir=fleet_dir)
+    fleet = config.fleet_budget()
+    assert fleet is not None
+    assert list(fleet.models) == [] and list(fleet.outside) == ["b"]  # a is not selected; b has no rate
+    assert config.policies().plan_for("a").feature("x").detector.type == "adwin"
