@@ -20,6 +20,7 @@ from streamdrift.config import StreamdriftConfig, parse_config
 from streamdrift.config.model import KafkaSettings
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.reference import Profile
+from streamdrift.core.windows import TESTS_OF_KIND
 from streamdrift.demo.scenario import Change, changes, generate, model_event
 from streamdrift.errors import ConfigError, StreamdriftError
 from streamdrift.ports import OutRecord, TopicSpec, Transport
@@ -42,7 +43,7 @@ reference:
   numeric: {psi: 0.2}
   categorical: {}
 """
-WINDOW_TESTS = frozenset({"psi", "jensen_shannon", "wasserstein", "chi_square"})
+WINDOW_TESTS = frozenset().union(*TESTS_OF_KIND.values())  # an alert whose detector.type is one is a window's
 
 
 def demo_main(
