@@ -1,11 +1,11 @@
-# One entry point for everything: a fresh machine with Python 3.11+, Java 17+ and Maven needs only
-# `make demo` and `make test`.
+# One entry point for everything: a fresh Debian/Ubuntu machine with Python 3.11+ needs only `make demo` and
+# `make test` (Java, Maven, kcat and chromium are installed with apt-get when missing: tools/need.sh).
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help venv install check lint typecheck test unit soak demo bench bench-budget kafka-up kafka-down kafka-status tools clean
+.PHONY: help venv install check lint typecheck test unit soak demo bench bench-budget kafka-up kafka-down kafka-status tools kafka-tools clean
 
 help:
 	@echo "make demo        run the end-to-end demo on a local Kafka (started and stopped for it)"
@@ -30,15 +30,14 @@ install: venv
 
 # kcat (librdkafka's CLI) is an independent client the tests use to check interoperability; headless
 # chromium renders the replay report the way an operator's browser does.
-tools:
-	@command -v kcat >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q kcat >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null; }; \
-	  else sudo apt-get install -y -q kcat >/dev/null; fi; } \
-	  || { echo "make: could not install kcat (apt-get install kcat)"; exit 1; }
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
-	  else sudo apt-get install -y -q chromium >/dev/null; fi; } \
-	  || { echo "make: could not install chromium (apt-get install chromium)"; exit 1; }
+tools: kafka-tools
+	@tools/need.sh kcat kcat
+	@tools/need.sh chromium chromium
+
+# Java and Maven run the local broker (tools/kafka/kafka.sh); not needed with KAFKA_BOOTSTRAP_SERVERS set.
+kafka-tools:
+	@[ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ] || tools/need.sh java openjdk-17-jre-headless
+	@[ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ] || tools/need.sh mvn maven
 
 lint: venv
 	$(BIN)/ruff check streamdrift tests benchmarks
@@ -65,7 +64,7 @@ soak: venv tools
 unit: venv tools
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
 
-demo: venv
+demo: venv kafka-tools
 	@tools/with-kafka.sh $(BIN)/streamdrift demo
 
 # Throughput, latency, scale and scale-out against a real broker (see benchmarks/__init__.py).
@@ -76,7 +75,7 @@ bench: venv tools
 bench-budget: venv
 	$(BIN)/python -m benchmarks.budget
 
-kafka-up: venv
+kafka-up: venv kafka-tools
 	@tools/kafka/kafka.sh up
 
 kafka-down:
