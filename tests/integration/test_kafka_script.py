@@ -287,3 +287,49 @@ def test_up_without_java_fails_in_one_line(scratch_broker: ScriptBroker, tmp_pat
     assert "java" in lines[0]
     assert "KAFKA_BOOTSTRAP_SERVERS" not in result.stdout
     assert scratch_broker.processes() == []
+
+
+def test_a_checkout_whose_default_port_is_held_takes_free_ports_and_says_which(tmp_path: Path) -> None:
+    """A second checkout (its own cache dir, no KAFKA_PORT) while another process holds 19092 — this suite's
+    own broker, or a squatter when that runs elsewhere: `up` takes free ports, says which in one line, and
+    `status` and `down` find the broker there; after `down` the next `up` would try 19092 again."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    version = "4.3.1"
+    (cache / f"libs-{version}").symlink_to(JAR_CACHE / f"libs-{version}")  # the jars, not fetched again
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env.update(KAFKA_CACHE_DIR=str(cache), KAFKA_START_TIMEOUT="60", PYTHON=sys.executable)
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S,
+            check=False,
+        )  # fmt: skip
+
+    with contextlib.ExitStack() as stack:
+        if not port_accepts(19092):
+            squatter = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            squatter.bind((HOST, 19092))
+            squatter.listen()
+        try:
+            result = run("up")
+            assert result.returncode == 0, result.stderr
+            chosen = [line for line in stderr_lines(result) if "is held by a process" in line]
+            assert len(chosen) == 1, result.stderr
+            bootstrap = result.stdout.splitlines()[-1].removeprefix("KAFKA_BOOTSTRAP_SERVERS=")
+            port = int(bootstrap.rsplit(":", 1)[1])
+            assert port != 19092 and f"using {bootstrap}" in chosen[0]
+            assert (cache / "port").read_text().split()[0] == str(port)
+            admin: Any = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+            try:
+                assert [b["port"] for b in admin.describe_cluster()["brokers"]] == [port]
+            finally:
+                admin.close()
+            status = run("status")
+            assert status.returncode == 0 and bootstrap in status.stdout
+        finally:
+            stopped = run("down")
+        assert stopped.returncode == 0 and "stopped" in stopped.stderr, stopped.stderr
+        assert not (cache / "port").exists()
+        assert not port_accepts(port)
+        assert run("status").returncode != 0

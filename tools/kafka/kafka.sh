@@ -5,7 +5,9 @@
 #   kafka.sh down   stop the broker started by `up`, by its own pid; leaves no process behind
 #   kafka.sh status print whether it runs
 #
-# Settings (environment): KAFKA_VERSION (4.3.1), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (port+1),
+# Settings (environment): KAFKA_VERSION (4.3.1), KAFKA_PORT (19092: when it is not set and 19092 is held
+# by a process that is not this checkout's broker, `up` takes two free ports, says which, and remembers them in
+# KAFKA_CACHE_DIR/port until `down`), KAFKA_CONTROLLER_PORT (port+1),
 # KAFKA_DATA_DIR (.cache/kafka/run-<port>), KAFKA_CACHE_DIR (.cache/kafka), KAFKA_HEAP (512m),
 # KAFKA_START_TIMEOUT (90 seconds), PYTHON (a python with kafka-python, for the readiness probe),
 # KAFKA_EXTRA_CONFIG (a properties file whose settings replace or extend the generated ones, e.g. an extra
@@ -17,17 +19,30 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 version="${KAFKA_VERSION:-4.3.1}"
 host=127.0.0.1
-port="${KAFKA_PORT:-19092}"
-controller_port="${KAFKA_CONTROLLER_PORT:-$((port + 1))}"
 cache_dir="${KAFKA_CACHE_DIR:-$repo/.cache/kafka}"
 libs="$cache_dir/libs-$version"
-data_dir="${KAFKA_DATA_DIR:-$cache_dir/run-$port}"
+port_file="$cache_dir/port"  # the ports `up` chose when the default was taken: "<port> <controller port>"
 heap="${KAFKA_HEAP:-512m}"
 timeout="${KAFKA_START_TIMEOUT:-90}"
 python="${PYTHON:-python3}"
-pid_file="$data_dir/kafka.pid"
-log_file="$data_dir/kafka.log"
-bootstrap="$host:$port"
+chosen_ports=0  # 1: the ports come from port_file, not from the settings
+if [[ -n "${KAFKA_PORT:-}" ]]; then
+  port="$KAFKA_PORT"
+elif [[ -z "${KAFKA_CONTROLLER_PORT:-}" && -f "$port_file" ]] && read -r port controller_port < "$port_file" \
+    && [[ "$port" =~ ^[0-9]+$ && "$controller_port" =~ ^[0-9]+$ ]]; then
+  chosen_ports=1
+else
+  port=19092
+fi
+[[ $chosen_ports -eq 1 ]] || controller_port="${KAFKA_CONTROLLER_PORT:-$((port + 1))}"
+
+set_paths() {
+  data_dir="${KAFKA_DATA_DIR:-$cache_dir/run-$port}"
+  pid_file="$data_dir/kafka.pid"
+  log_file="$data_dir/kafka.log"
+  bootstrap="$host:$port"
+}
+set_paths
 
 die() { echo "kafka: $*" >&2; exit 1; }
 
@@ -140,6 +155,9 @@ up() {
   fi
   command -v java >/dev/null || die "java not found: install Java 17+ (apt-get install openjdk-17-jre-headless) or set KAFKA_BOOTSTRAP_SERVERS to an existing broker"
   "$python" -c "import kafka" 2>/dev/null || die "python '$python' lacks kafka-python: run 'make venv' or set PYTHON"
+  if [[ -z "${KAFKA_PORT:-}" && -z "${KAFKA_CONTROLLER_PORT:-}" ]] && { port_open "$port" || port_open "$controller_port"; }; then
+    choose_free_ports
+  fi
   for p in "$port" "$controller_port"; do
     port_open "$p" && die "port $p on $host is already in use by another process: stop it or choose another with KAFKA_PORT=<port>"
   done
@@ -172,6 +190,34 @@ up() {
   echo "KAFKA_BOOTSTRAP_SERVERS=$bootstrap"
 }
 
+choose_free_ports() {
+  # The default ports are held by another process (another checkout's broker, say): take two free ones below
+  # the ephemeral range (so no client connection takes them meanwhile) and remember them for status and down.
+  local taken="$port" ports
+  ports="$("$python" - <<'PY'
+import random, socket
+found = []
+for candidate in random.sample(range(20000, 32000), 1000):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+    found.append(candidate)
+    if len(found) == 2:
+        break
+print(*found)
+PY
+)" || die "could not look for free ports"
+  read -r port controller_port <<<"$ports"
+  [[ -n "$controller_port" ]] || die "no free ports found on $host between 20000 and 32000"
+  set_paths
+  mkdir -p "$cache_dir"
+  echo "$port $controller_port" > "$port_file"
+  chosen_ports=1
+  echo "kafka: port $taken on $host is held by a process that is not this checkout's broker; using $bootstrap (controller port $controller_port) until 'kafka.sh down'" >&2
+}
+
 stop_pid() {
   local pid="$1"
   kill -TERM "$pid" 2>/dev/null || true
@@ -195,6 +241,11 @@ down() {
   fi
   stop_pid "$pid"
   echo "kafka: stopped (pid $pid)" >&2
+  if [[ $chosen_ports -eq 1 ]]; then
+    # Chosen ports are not kept: the next `up` tries the default again, so this data dir is not reused.
+    rm -f "$port_file"
+    [[ -n "${KAFKA_DATA_DIR:-}" ]] || rm -rf "$data_dir"
+  fi
 }
 
 status() {
