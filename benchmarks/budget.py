@@ -5,7 +5,7 @@ heavy-tailed, bounded, bimodal, discrete), resampled from a reference sample thr
 driven by AR(1) noise (φ = 0: i.i.d.; φ = 0.5: autocorrelated). The reference sample is generated the same
 way, profiled with `Profile` (so the profile measures the autocorrelation itself), and the budget — one
 false alarm per model per 30 days at 1,333 events a day — gives each signal its Page-Hinkley threshold
-through `config.policies()`'s path (`plan_budget`).
+through `plan_budget`, as `config.policies()` does.
 
 Each model's detectors then run for a warm-up and a counted horizon, in `PageHinkleyLanes` (River's
 arithmetic, checked alarm by alarm against River in tests/unit/test_calibration.py):
@@ -43,18 +43,18 @@ BUDGET: Final = FalseAlarmBudget(false_alarms=1.0, days=30.0, shift_std=0.5)
 SHIFT_STD: Final = 0.5
 CHUNK: Final = 500
 
-Sampler = Callable[[np.random.Generator, Floats], Floats]  # uniforms -> values (a quantile function)
+Sampler = Callable[[Floats], Floats]  # uniforms -> values: a quantile function
 SHAPES: Final[tuple[tuple[str, Sampler], ...]] = (
-    ("normal", lambda _r, u: stats.norm.ppf(u)),
-    ("exponential", lambda _r, u: stats.expon.ppf(u)),
-    ("lognormal", lambda _r, u: stats.lognorm.ppf(u, 0.5)),
-    ("uniform", lambda _r, u: u),
-    ("student-t5", lambda _r, u: stats.t.ppf(u, 5)),
-    ("bimodal", lambda _r, u: np.where(u < 0.5, stats.norm.ppf(u * 2) - 2, stats.norm.ppf(u * 2 - 1) + 2)),
-    ("gamma2", lambda _r, u: stats.gamma.ppf(u, 2)),
-    ("poisson3", lambda _r, u: stats.poisson.ppf(u, 3)),
-    ("beta25", lambda _r, u: stats.beta.ppf(u, 2, 5)),
-    ("laplace", lambda _r, u: stats.laplace.ppf(u)),
+    ("normal", stats.norm.ppf),
+    ("exponential", stats.expon.ppf),
+    ("lognormal", lambda u: stats.lognorm.ppf(u, 0.5)),
+    ("uniform", lambda u: u),
+    ("student-t5", lambda u: stats.t.ppf(u, 5)),
+    ("bimodal", lambda u: np.where(u < 0.5, stats.norm.ppf(u * 2) - 2, stats.norm.ppf(u * 2 - 1) + 2)),
+    ("gamma2", lambda u: stats.gamma.ppf(u, 2)),
+    ("poisson3", lambda u: stats.poisson.ppf(u, 3)),
+    ("beta25", lambda u: stats.beta.ppf(u, 2, 5)),
+    ("laplace", stats.laplace.ppf),
 )
 
 
@@ -84,7 +84,7 @@ def reference_fleet(phi: float, seed: int) -> tuple[Profile, list[Floats]]:
     and each feature's sorted reference values, which the simulated streams resample."""
     rng = np.random.default_rng(seed)
     uniforms = copula_uniforms(rng, phi, (FEATURES,), REFERENCE_EVENTS)
-    columns = [SHAPES[j % len(SHAPES)][1](rng, uniforms[:, j]) * (j + 1) + 10.0 * j for j in range(FEATURES)]
+    columns = [SHAPES[j % len(SHAPES)][1](uniforms[:, j]) * (j + 1) + 10.0 * j for j in range(FEATURES)]
     step_ms = 86_400_000 / EVENTS_PER_DAY
     template = Profile()
     for i in range(REFERENCE_EVENTS):

@@ -5,6 +5,7 @@ Each section's settings live in a module of their own; this one assembles the wh
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from fnmatch import fnmatchcase
 from typing import Any
@@ -139,10 +140,10 @@ class StreamdriftConfig(Strict):
         if self.budget is None or self.reference_models is None:
             return None
         if self._fleet_budget is None:
-            plans = policies or self.policies()
+            plan_for = functools.cache((policies or self.policies()).plan_for)  # one plan per model
 
             def enabled(model_id: str, signal: str) -> bool:
-                plan = plans.plan_for(model_id)
+                plan = plan_for(model_id)
                 if signal.startswith("feature:"):
                     return plan.feature(signal.removeprefix("feature:")).enabled
                 return plan.signal("prediction" if signal == "prediction" else "score").enabled

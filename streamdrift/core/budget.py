@@ -38,6 +38,8 @@ CLIP_STD: Final = 3.0  # the detectors' input is clipped at ±3 std: a robust CU
 BATCH: Final = 256  # shapes simulated together
 RUN_LENGTH_KEY: Final = "run_length"  # a numeric signal's run-length curve in a profile document
 
+# A signal to calibrate: its name, its profile document, its shape, and the curve stored in the document.
+Candidate = tuple[str, Mapping[str, Any], NullShape, RunLengthCurve | None]
 # Curves measured in this process, by shape and delta: models alike share one measurement.
 _MEASURED: dict[tuple[NullShape, float], RunLengthCurve] = {}
 
@@ -180,13 +182,13 @@ def plan_budget(
     """Each profiled model's calibrated signals; `enabled(model_id, signal)` says whether the config watches
     a signal at all (a disabled one takes no share of the budget)."""
     outside: dict[str, str] = {}
-    chosen: list[tuple[str, float, list[tuple[str, Mapping[str, Any], NullShape]]]] = []
+    chosen: list[tuple[str, float, list[Candidate]]] = []  # per model: its event rate, its signals
     for model_id, model in sorted(models.items()):
         events, span = int(model["events"]), int(model.get("span_ms") or 0)
         if span <= 0 or events < 2:
             outside[model_id] = "no event rate in the profile (its events have no timestamps, or one event)"
             continue
-        signals: list[tuple[str, Mapping[str, Any], NullShape]] = []
+        signals: list[Candidate] = []
         for name, signal in sorted(model["signals"].items()):
             if signal["type"] != NUMERIC or not enabled(model_id, name):
                 continue
@@ -194,20 +196,17 @@ def plan_budget(
             if shape is None:
                 outside[f"{model_id} {name}"] = "constant in the reference"
             else:
-                signals.append((name, signal, shape))
+                signals.append((name, signal, shape, _stored_curve(signal, budget.delta)))
         if signals:
             chosen.append((model_id, events * 86_400_000 / span, signals))
-    unmeasured = [
-        shape for _, _, signals in chosen for _, signal, shape in signals
-        if _stored_curve(signal, budget.delta) is None
-    ]  # fmt: skip
+    unmeasured = [shape for _, _, signals in chosen for _, _, shape, stored in signals if stored is None]
     curves_for(unmeasured, budget.delta)  # all at once: one simulation for the fleet's new shapes
     result: dict[str, ModelBudget] = {}
     for model_id, events_per_day, signals in chosen:
         events = int(models[model_id]["events"])
         calibrated = []
-        for name, signal, shape in signals:
-            curve = _stored_curve(signal, budget.delta) or _MEASURED[shape, budget.delta]
+        for name, signal, shape, stored in signals:
+            curve = stored or _MEASURED[shape, budget.delta]
             values_per_day = events_per_day * int(signal["count"]) / events
             calibrated.append(_calibrated(name, signal, curve, values_per_day, len(signals), budget))
         result[model_id] = ModelBudget(

@@ -41,7 +41,7 @@ class Scaler:
     3.0
     """
 
-    __slots__ = ("m2", "mean", "n", "scale", "spec")
+    __slots__ = ("clip", "m2", "mean", "n", "scale", "spec")
 
     def __init__(self, spec: Standardize) -> None:
         self.spec = spec
@@ -49,6 +49,7 @@ class Scaler:
         self.mean = 0.0
         self.m2 = 0.0
         self.scale: float | None = None  # 1 / std once known
+        self.clip = spec.clip  # read once, not at every value
         if spec.mean is not None and spec.std is not None:
             self.mean, self.scale = spec.mean, _inverse(spec.std)
 
@@ -56,7 +57,7 @@ class Scaler:
         """The standardised value, or None while the value only serves to learn mean and std."""
         scale = self.scale
         if scale is not None:
-            clip = self.spec.clip
+            clip = self.clip
             if clip is None:
                 return (value - self.mean) * scale
             return max(-clip, min(clip, (value - self.mean) * scale))

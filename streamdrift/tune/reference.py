@@ -101,7 +101,8 @@ def read_reference(
     bad_records: Counter[str] = Counter()
     models_seen: Counter[str] = Counter()
     events = 0
-    times: list[int] = []
+    first_ms: int | None = None
+    last_ms: int | None = None
     for offset, record in enumerate(records):
         try:
             event = decoder.decode(None, record)
@@ -112,8 +113,10 @@ def read_reference(
         if model is not None and event.model_id != model:
             continue
         events += 1
-        if event.timestamp_ms is not None:
-            times.append(event.timestamp_ms)
+        at = event.timestamp_ms
+        if at is not None:
+            first_ms = at if first_ms is None else min(first_ms, at)
+            last_ms = at if last_ms is None else max(last_ms, at)
         monitor.process(event, RecordSource(offset=offset))
     if events == 0:
         raise ConfigError(_no_events(model, models_seen, bad_records))
@@ -135,7 +138,7 @@ def read_reference(
         signal.name: ReferenceSample(signal=signal, values=np.asarray(collected[signal.name], dtype=float))
         for signal in signals
     }
-    span_ms = max(times) - min(times) if times else 0
+    span_ms = 0 if first_ms is None or last_ms is None else last_ms - first_ms
     return Reference(
         samples=samples, events=events, bad_records=bad_records, skipped=monitor.skipped, span_ms=span_ms
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -95,21 +96,22 @@ models:
 def fleet_dir(tmp_path: Path) -> Path:
     """Model a: x (normal), sparse (in one event of four), ignored (disabled in the config), flat
     (constant), country (categorical), a numeric score, one event every 45 s; model b: the same values
-    without timestamps."""
+    without timestamps. Model a's raw x values are kept beside the profile (x-a.npy), for the oracles."""
     rng = np.random.default_rng(8)
     profile = Profile()
     for model, every_ms in (("a", 45_000), ("b", None)):
-        profile.add_all(
-            InferenceEvent(
+        x = []
+        for i in range(4_000):
+            x.append(float(rng.normal(3, 2)))
+            profile.add(InferenceEvent(
                 model_id=model,
-                features={"x": float(rng.normal(3, 2)), "ignored": float(rng.normal()), "flat": 1.0,
+                features={"x": x[-1], "ignored": float(rng.normal()), "flat": 1.0,
                           "country": str(rng.choice(["US", "BR"])),
                           **({"sparse": float(i % 7)} if i % 4 == 0 else {})},
                 score=float(rng.beta(2, 5)),
                 timestamp_ms=None if every_ms is None else i * every_ms,
-            )
-            for i in range(4_000)
-        )  # fmt: skip
+            ))  # fmt: skip
+        np.save(tmp_path / f"x-{model}.npy", np.array(x))
     (tmp_path / "ref.json").write_bytes(orjson.dumps(profile.document()))
     return tmp_path
 
@@ -139,7 +141,7 @@ def test_each_models_budget_is_split_over_its_calibrated_signals(fleet_dir: Path
     assert fleet.false_alarms_per_day == pytest.approx(2 / 10, rel=1e-3)
 
     plan = config.policies().plan_for("a")
-    raw = json_values(fleet_dir, "a")
+    raw = raw_x(fleet_dir, "a")
     x = plan.feature("x")
     assert x.detector.type == "page_hinkley"
     params = x.detector.kwargs()
@@ -155,17 +157,10 @@ def test_each_models_budget_is_split_over_its_calibrated_signals(fleet_dir: Path
     assert config.policies().plan_for("b").feature("x").detector.type == "adwin"
 
 
-def json_values(directory: Path, model: str) -> np.ndarray:
-    """x of the model, from the profile's own mean/std inputs: regenerated with the fixture's seed."""
-    rng = np.random.default_rng(8)
-    values: dict[str, list[float]] = {"a": [], "b": []}
-    for name in ("a", "b"):
-        for _ in range(4_000):
-            values[name].append(float(rng.normal(3, 2)))
-            rng.normal()
-            rng.choice(["US", "BR"])
-            rng.beta(2, 5)
-    return np.array(values[model])
+def raw_x(directory: Path, model: str) -> np.ndarray:
+    """The x values the fixture profiled for the model."""
+    values: np.ndarray = np.load(directory / f"x-{model}.npy")
+    return values
 
 
 def test_a_curve_stored_in_the_profile_is_the_one_used(fleet_dir: Path) -> None:
@@ -224,7 +219,7 @@ def test_the_monitor_alerts_where_river_does_with_the_budgets_detector(fleet_dir
     monitor = Monitor(config.policies(), config_version=config.config_version)
     rng = np.random.default_rng(21)
     x = np.concatenate([rng.normal(3, 2, 1_000), rng.normal(4.5, 2, 3_000)])  # +0.75 std after 1,000
-    alerts = []
+    alerts: list[dict[str, Any]] = []
     for i, value in enumerate(x.tolist()):
         event = InferenceEvent(model_id="a", features={"x": value}, timestamp_ms=i * 45_000)
         source = RecordSource(offset=i, topic="events", partition=0, timestamp_ms=i * 45_000)
@@ -239,7 +234,7 @@ def test_the_monitor_alerts_where_river_does_with_the_budgets_detector(fleet_dir
 
     from river.drift import PageHinkley
 
-    reference = json_values(fleet_dir, "a")
+    reference = raw_x(fleet_dir, "a")
     standardised = np.clip((x - reference.mean()) / reference.std(ddof=1), -3.0, 3.0)
     river = PageHinkley(**{k: params[k] for k in ("min_instances", "delta", "threshold", "alpha", "mode")})
     detected = []
