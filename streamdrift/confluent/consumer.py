@@ -49,6 +49,7 @@ class ConsumerBase:
         self._timeout_s = timeout_s
         self._cooperative = cooperative  # incremental (un)assignment: cooperative rebalancing
         self._targets: dict[TopicPartition, int] = {}  # seeks no record has followed yet
+        self._next: dict[TopicPartition, int] = {}  # where the next record is due: a seek's or past the last
         self._ends: dict[TopicPartition, int] = {}  # where each partition last reached its end
         self._paused: set[TopicPartition] = set()
         self._damaged: UnreadableBatch | None = None
@@ -70,30 +71,38 @@ class ConsumerBase:
         fetched = Fetched(messages, self._ignored_errors)
         damaged = fetched.damaged
         if damaged is not None:
-            tp = TopicPartition(damaged.topic, damaged.partition)
-            # librdkafka names the batch by its first offset even when reading started inside it (a seek
-            # past the first damaged records): reading stopped at the later of the two.
-            read = fetched.records.get(tp)
-            stopped = max(damaged.offset, self._targets.get(tp, -1), read[-1].offset + 1 if read else -1)
-            damaged = UnreadableBatch(
-                tp.topic, tp.partition, stopped, self._batch_end(tp, stopped), damaged.reason
-            )
-        for tp in fetched.records:
+            damaged = self._placed(damaged, fetched.records)
+        for tp, read in fetched.records.items():
             self._targets.pop(tp, None)
+            self._next[tp] = read[-1].offset + 1
         self._ends.update(fetched.ends)
         if damaged is not None:
             # What librdkafka fetched after the damage is dropped; its position afterwards is not trusted.
             self.seek(TopicPartition(damaged.topic, damaged.partition), damaged.offset)
+            if damaged.end is not None and damaged.offset >= damaged.end:
+                return fetched.records  # a stale report of a batch already passed: read on from here
             if not fetched.records:
                 raise damaged
             self._damaged = damaged
         return fetched.records
 
-    def _batch_end(self, tp: TopicPartition, damaged_at: int) -> int | None:
-        """Where the damaged batch at `damaged_at` ends (damage.py), found once per batch."""
-        key = (tp, damaged_at)
+    def _placed(self, damaged: UnreadableBatch, fetched: Batch) -> UnreadableBatch:
+        """The damage where reading stopped, with the batch's end. librdkafka names the batch by its first
+        offset even when reading started inside it (a seek past the first damaged records), and it can still
+        hand out an error of a batch fetched before a seek past it: reading stopped at the later of the
+        batch's start and where the next record was due. A report whose stop is at or past the batch's
+        known end is such a stale one."""
+        tp = TopicPartition(damaged.topic, damaged.partition)
+        read = fetched.get(tp)
+        due = read[-1].offset + 1 if read else self._next.get(tp, -1)
+        end = self._batch_end(tp, damaged.offset)
+        return UnreadableBatch(tp.topic, tp.partition, max(damaged.offset, due), end, damaged.reason)
+
+    def _batch_end(self, tp: TopicPartition, first: int) -> int | None:
+        """Where the damaged batch librdkafka names by its `first` offset ends (damage.py), found once."""
+        key = (tp, first)
         if key not in self._batch_ends and self._prober is not None:
-            self._batch_ends[key] = batch_end(self._prober, tp, damaged_at, self.watermarks(tp)[1])
+            self._batch_ends[key] = batch_end(self._prober, tp, first, self.watermarks(tp)[1])
         return self._batch_ends.get(key)
 
     def assignment(self) -> set[TopicPartition]:
@@ -115,9 +124,10 @@ class ConsumerBase:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self._ends.pop(partition, None)
         if offset >= 0:
-            self._targets[partition] = offset
+            self._targets[partition] = self._next[partition] = offset
         else:
             self._targets.pop(partition, None)
+            self._next.pop(partition, None)
         try:
             self._consumer.seek(theirs(partition, offset))
         except KafkaException as exc:

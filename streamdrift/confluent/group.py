@@ -121,6 +121,7 @@ class ConfluentGroupConsumer(ConsumerBase):
         finally:
             self._closing = False
         self._targets.clear()
+        self._next.clear()
         self._ends.clear()
         self._paused.clear()
         self._damaged = None
@@ -155,6 +156,7 @@ class ConfluentGroupConsumer(ConsumerBase):
         assigned = ours(partitions)
         for tp in assigned:
             self._targets.pop(tp, None)
+            self._next.pop(tp, None)
             self._ends.pop(tp, None)
         self._paused.difference_update(assigned)
         if self._handler is not None and not self._closing:
@@ -180,6 +182,7 @@ class ConfluentGroupConsumer(ConsumerBase):
         self._paused -= gone
         for tp in gone:
             self._targets.pop(tp, None)
+            self._next.pop(tp, None)
             self._ends.pop(tp, None)
         with translated_errors("giving up partitions"):
             if self._cooperative:

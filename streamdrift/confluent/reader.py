@@ -39,6 +39,7 @@ class ConfluentReader(ConsumerBase):
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
         self._targets.clear()
+        self._next.clear()
         self._ends.clear()
         self._paused.clear()
         # From the beginning, never a committed offset: looking one up would ask the reader's own group, which
