@@ -93,8 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--config", required=True)
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
     tail.add_argument("--json", action="store_true", help="print each alert's JSON instead")
-    tail.add_argument("--max-alerts", type=int, help="exit after this many alerts")
+    tail.add_argument("--max-alerts", type=_at_least_one, help="exit after this many alerts")
+    tail.add_argument(
+        "--group",
+        help="read as this consumer group: resume where it left off, share partitions with its members",
+    )
     tail.set_defaults(handler=_alerts_tail)
+    schema = alerts_commands.add_parser("schema", help="print the alert record's JSON Schema")
+    schema.set_defaults(handler=_alerts_schema)
 
     demo = commands.add_parser("demo", help="end-to-end demo on a broker (KAFKA_BOOTSTRAP_SERVERS)")
     demo.add_argument("--bootstrap-servers", help="default: $KAFKA_BOOTSTRAP_SERVERS")
@@ -215,12 +221,33 @@ def _replay(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not a positive count")
+    return number
+
+
 def _alerts_tail(args: argparse.Namespace) -> int:
     from streamdrift.cli.tail import tail_alerts
 
     return tail_alerts(
-        args.config, from_beginning=args.from_beginning, as_json=args.json, limit=args.max_alerts
+        args.config,
+        from_beginning=args.from_beginning,
+        as_json=args.json,
+        limit=args.max_alerts,
+        group_id=args.group,
     )
+
+
+def _alerts_schema(args: argparse.Namespace) -> int:
+    from streamdrift.subscriber import alert_schema
+
+    sys.stdout.write(alert_schema())
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

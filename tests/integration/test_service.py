@@ -39,6 +39,7 @@ from streamdrift.service.records import (
 from streamdrift.service.runner import DriftService
 from streamdrift.transports import open_transport
 from tests.conftest import KAFKA_CLIENT_ENV, KafkaClients, TopicFactory, unique_name
+from tests.integration.test_subscriber import drift_alert
 from tests.unit.test_detectors_parity import binary_stream, numeric_stream, run_river
 
 # Every test here runs on both transports (kafka.client, tests/conftest.py).
@@ -603,10 +604,7 @@ def test_alerts_tail_stops_at_max_alerts(
     topics = make_topics(new_topic)
     config_path = tmp_path / "streamdrift.yaml"
     config_path.write_text(config_text(bootstrap_servers, topics))
-    alert = {"level": "drift", "model_id": "m", "signal": "score", "detector": {"type": "adwin"}}
-    produce(
-        kafka_clients, topics.alerts, [(b"m", orjson.dumps({**alert, "observations": n})) for n in range(5)]
-    )
+    produce(kafka_clients, topics.alerts, [(b"m", drift_alert("m", offset)) for offset in range(5)])
     result = subprocess.run(
         [
             STREAMDRIFT,
