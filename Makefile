@@ -1,5 +1,6 @@
 # One entry point for everything: a fresh Debian/Ubuntu machine with Python 3.11+ needs only `make demo` and
-# `make test` (Java, Maven, kcat and chromium are installed with apt-get when missing: tools/need.sh).
+# `make test` (Java, Maven, kcat, chromium and Alertmanager are installed with apt-get when missing:
+# tools/need.sh).
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -29,10 +30,12 @@ PYTHON_SYS ?= python3
 install: venv
 
 # kcat (librdkafka's CLI) is an independent client the tests use to check interoperability; headless
-# chromium renders the replay report the way an operator's browser does.
+# chromium renders the replay report the way an operator's browser does; a real Alertmanager receives what
+# `alerts route` sends it.
 tools: kafka-tools
 	@tools/need.sh kcat kcat
 	@tools/need.sh chromium chromium
+	@tools/need.sh prometheus-alertmanager prometheus-alertmanager
 
 # Java and Maven run the local broker (tools/kafka/kafka.sh); not needed with KAFKA_BOOTSTRAP_SERVERS set.
 kafka-tools:

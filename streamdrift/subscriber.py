@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from types import TracebackType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -92,14 +92,23 @@ class Alert(_Part):
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
+class Read(NamedTuple):
+    """A record read: where it is, and its alert (None when it is not one, or was handed out before)."""
+
+    partition: TopicPartition
+    offset: int
+    alert: Alert | None
+
+
 class Handed:
     """Records fetched and not yet handed out (`pending`), and per partition the offset after the last one
     handed out and not yet committed (`after`). Also the group consumer's rebalance handler: a partition
     taken away is forgotten, so that its next owner hands out what was not committed."""
 
-    def __init__(self) -> None:
+    def __init__(self, revoked: Callable[[set[TopicPartition]], None] | None = None) -> None:
         self.pending: deque[InRecord] = deque()
         self.after: dict[TopicPartition, int] = {}
+        self.revoked = revoked  # the reader's own bookkeeping of partitions taken away
 
     def handed(self, record: InRecord) -> None:
         self.after[TopicPartition(record.topic, record.partition)] = record.offset + 1
@@ -114,6 +123,8 @@ class Handed:
             self.after.pop(tp, None)
         kept = (r for r in self.pending if TopicPartition(r.topic, r.partition) not in partitions)
         self.pending = deque(kept)
+        if self.revoked is not None:
+            self.revoked(partitions)
 
     def on_lost(self, partitions: set[TopicPartition]) -> None:
         self.on_revoked(partitions)
@@ -126,7 +137,7 @@ class AlertSubscriber:
     """Iterate the alerts of `topic`. With `group_id`: a member of that consumer group (partitions shared
     with the group's other members; `commit()` stores where to resume). Without: every partition, from the
     beginning or the end (`from_beginning`), nothing stored. `from_beginning` also says where a group with
-    nothing committed yet starts."""
+    nothing committed yet starts. `on_revoked`: called with the partitions a rebalance takes away."""
 
     def __init__(
         self,
@@ -137,13 +148,14 @@ class AlertSubscriber:
         from_beginning: bool = False,
         remember: int = REMEMBER,
         wait_for_topic_s: float = 0.0,
+        on_revoked: Callable[[set[TopicPartition]], None] | None = None,
     ) -> None:
         self.topic = topic
         self.skipped = 0  # records that were not alerts
         self.repeated = 0  # alerts already handed out (same alert_id)
         self._remember = remember
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._handed = Handed()
+        self._handed = Handed(on_revoked)
         self._closed = False
         self._log = structlog.get_logger("streamdrift.subscriber")
         transport = open_transport(kafka)
@@ -172,19 +184,32 @@ class AlertSubscriber:
     def poll(self, timeout_s: float, max_alerts: int | None = None) -> list[Alert]:
         """The next alerts, at most `max_alerts`, waiting up to `timeout_s` for some to arrive (none is
         fine). What is returned counts as handed out for `commit()`."""
+        alerts: list[Alert] = []
+        while max_alerts is None or len(alerts) < max_alerts:
+            taken = self._take(timeout_s if not alerts else 0.0, 1 if max_alerts is not None else None)
+            if not taken:
+                break
+            alerts += [read.alert for read in taken if read.alert is not None]
+        return alerts
+
+    def read(self, timeout_s: float) -> list[Read]:
+        """Every record that arrived within `timeout_s`, each with its alert (None: not an alert, or one
+        already handed out), for a reader that commits offsets itself (`commit_offsets`)."""
+        return self._take(timeout_s, None)
+
+    def _take(self, timeout_s: float, records: int | None) -> list[Read]:
         handed = self._handed
         consumer = self._group if self._group is not None else self._reader
         if not handed.pending and consumer is not None:
-            for records in consumer.poll(timeout_s).values():
-                handed.pending.extend(records)
-        alerts: list[Alert] = []
-        while handed.pending and (max_alerts is None or len(alerts) < max_alerts):
+            for fetched in consumer.poll(timeout_s).values():
+                handed.pending.extend(fetched)
+        taken: list[Read] = []
+        while handed.pending and (records is None or len(taken) < records):
             record = handed.pending.popleft()
             handed.handed(record)
-            alert = self._alert(record)
-            if alert is not None:
-                alerts.append(alert)
-        return alerts
+            where = TopicPartition(record.topic, record.partition)
+            taken.append(Read(where, record.offset, self._alert(record)))
+        return taken
 
     def _alert(self, record: InRecord) -> Alert | None:
         try:
@@ -204,6 +229,20 @@ class AlertSubscriber:
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
         return alert
+
+    def commit_offsets(self, offsets: Mapping[TopicPartition, CommitOffset]) -> None:
+        """Store these positions for the group (the next offset to read, per partition)."""
+        if self._group is not None and offsets:
+            self._group.commit(offsets)
+
+    def pause(self) -> None:
+        """Hand out nothing more until `resume()`, while staying in the group (polls go on)."""
+        if self._group is not None:
+            self._group.pause(self._group.assignment())
+
+    def resume(self) -> None:
+        if self._group is not None:
+            self._group.resume(self._group.assignment())
 
     def commit(self) -> None:
         """Store, for the group, that every alert handed out so far is done (no-op without a group)."""

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="read as this consumer group: resume where it left off, share partitions with its members",
     )
     tail.set_defaults(handler=_alerts_tail)
+    route = alerts_commands.add_parser(
+        "route", help="deliver alerts to Alertmanager and webhooks, as the routes file says"
+    )
+    route.add_argument("--config", required=True, help="the routes file (README: Routing alerts)")
+    route.set_defaults(handler=_alerts_route)
     schema = alerts_commands.add_parser("schema", help="print the alert record's JSON Schema")
     schema.set_defaults(handler=_alerts_schema)
 
@@ -241,6 +246,12 @@ def _alerts_tail(args: argparse.Namespace) -> int:
         limit=args.max_alerts,
         group_id=args.group,
     )
+
+
+def _alerts_route(args: argparse.Namespace) -> int:
+    from streamdrift.routing.router import route_alerts
+
+    return route_alerts(args.config)
 
 
 def _alerts_schema(args: argparse.Namespace) -> int:

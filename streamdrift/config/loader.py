@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from streamdrift.config.model import SECRET_KEYS, StreamdriftConfig
+from streamdrift.config.routes import RoutesConfig
 from streamdrift.core.reference import ProfileError, check_profile
 from streamdrift.errors import ConfigError
 
@@ -44,23 +45,9 @@ def parse_config(
     """`base_dir`: where a relative `reference.profile` is (the config file's directory; default the
     working directory)."""
     raw = text.encode() if isinstance(text, str) else text
-    try:
-        document = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{origin}: not valid YAML{where}: {problem}") from None
-    if document is None:
-        document = {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"{origin}: the config must be a mapping of sections (kafka, topics, ...)")
-    problems: list[str] = []
+    document = _document(raw, origin, env, "the config must be a mapping of sections (kafka, topics, ...)")
     if "config_version" in document:
-        problems.append("config_version: unknown key (it is computed from the file's content)")
-    document = _substitute(document, os.environ if env is None else env, "", problems)
-    if problems:
-        raise ConfigError([f"{origin}: {problem}" for problem in problems])
+        raise ConfigError(f"{origin}: config_version: unknown key (it is computed from the file's content)")
     version = hashlib.sha256(raw)
     reference = document.get("reference")
     if read_profile and isinstance(reference, dict) and isinstance(reference.get("profile"), str):
@@ -75,6 +62,41 @@ def parse_config(
         return StreamdriftConfig.model_validate(document)
     except ValidationError as exc:
         raise ConfigError([f"{origin}: {line}" for line in describe_errors(exc)]) from None
+
+
+def load_routes(path: str | Path, env: Mapping[str, str] | None = None) -> RoutesConfig:
+    """Read and validate the routes file of `alerts route`; raises `ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the routes file: {exc.strerror}") from None
+    shape = "the routes file must be a mapping (kafka, alerts_topic, routes)"
+    document = _document(raw, str(path), env, shape)
+    try:
+        return RoutesConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError([f"{path}: {line}" for line in describe_errors(exc)]) from None
+
+
+def _document(raw: bytes, origin: str, env: Mapping[str, str] | None, not_a_mapping: str) -> dict[str, Any]:
+    """The YAML document as a mapping, with `${ENV}` references substituted."""
+    try:
+        document = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{origin}: not valid YAML{where}: {problem}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{origin}: {not_a_mapping}")
+    problems: list[str] = []
+    document = _substitute(document, os.environ if env is None else env, "", problems)
+    if problems:
+        raise ConfigError([f"{origin}: {problem}" for problem in problems])
+    return dict(document)
 
 
 def _read_profile(path: Path, origin: str) -> bytes:

@@ -125,6 +125,26 @@ def test_config_validate_missing_file(tmp_path: Path) -> None:
     assert lines == [f"streamdrift: {path}: cannot read the config file: No such file or directory"]
 
 
+def test_alerts_route_with_a_bad_routes_file_is_one_line_per_problem(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "kafka: {bootstrap_servers: 'k:9092'}\nalerts_topic: a\n"
+        "routes:\n  - {name: a, webhook: {url: 'ftp://h', secret: 'hunter2'}}\n  - {name: b}\n"
+    )
+    result = streamdrift("alerts", "route", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert assert_clean_lines(result.stderr) == [
+        f"streamdrift: {path}: routes[0].webhook.url: an http:// or https:// URL",
+        f"streamdrift: {path}: routes[1]: give exactly one receiver: alertmanager or webhook",
+    ]
+    missing = streamdrift("alerts", "route", "--config", str(tmp_path / "absent.yaml"))
+    assert missing.returncode == 2
+    assert assert_clean_lines(missing.stderr) == [
+        f"streamdrift: {tmp_path / 'absent.yaml'}: cannot read the routes file: No such file or directory"
+    ]
+
+
 def test_config_validate_missing_env_var(tmp_path: Path) -> None:
     path = tmp_path / "env.yaml"
     path.write_text(GOOD_CONFIG.replace("127.0.0.1:1", "${STREAMDRIFT_TEST_UNSET_VARIABLE}"))
@@ -245,6 +265,14 @@ def test_replay_unwritable_output_is_one_line(tmp_path: Path) -> None:
         (
             ("alerts", "tail", "--config", "c.yaml", "--max-alerts", "many"),
             "streamdrift alerts tail: error: argument --max-alerts: invalid int value: 'many'",
+        ),
+        (
+            ("alerts", "tail", "--config", "c.yaml", "--max-alerts", "0"),
+            "streamdrift alerts tail: error: argument --max-alerts: 0 is not a positive count",
+        ),
+        (
+            ("alerts", "route"),
+            "streamdrift alerts route: error: the following arguments are required: --config",
         ),
         (("run", "--config", "c.yaml", "--bogus"), "streamdrift: error: unrecognized arguments: --bogus"),
     ],

@@ -79,7 +79,13 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "streamdrift.alert_text",
     ),
     "service": ("streamdrift.service",),
-    "wiring": ("streamdrift.transports", "streamdrift.subscriber", "streamdrift.demo", "streamdrift.cli"),
+    "wiring": (
+        "streamdrift.transports",
+        "streamdrift.subscriber",
+        "streamdrift.routing",
+        "streamdrift.demo",
+        "streamdrift.cli",
+    ),
 }
 # What each layer may import, besides itself.
 MAY_IMPORT: dict[str, frozenset[str]] = {

@@ -1,0 +1,1 @@
+"""Routing alerts to Alertmanager and webhooks (`streamdrift alerts route`)."""

@@ -1,0 +1,121 @@
+"""`streamdrift alerts route --config ROUTES`: delivers the alerts topic to Alertmanager and webhooks.
+
+A member of its own consumer group (`group_id`; more instances share the partitions), reading with the
+subscriber API (read_committed, each alert_id once). Each alert goes to every route whose `match` takes it,
+each route delivering in a thread of its own (worker.py). Offsets are committed only for alerts every
+matching route has delivered (ledger.py), so a crash or restart delivers again what was in flight: at least
+once, and receivers de-duplicate (Alertmanager by labels, webhooks by the X-Streamdrift-Alert-Id header).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from streamdrift.config.loader import load_routes
+from streamdrift.ports import TopicPartition
+from streamdrift.routing.delivery import sender
+from streamdrift.routing.ledger import OffsetLedger
+from streamdrift.routing.worker import Item, RouteMetrics, RouteWorker
+from streamdrift.service.endpoints import serve
+from streamdrift.service.logs import configure_logging
+from streamdrift.subscriber import AlertSubscriber, Read
+
+POLL_S = 0.5
+COMMIT_EVERY_S = 1.0
+STALLED_AFTER_S = 60.0  # /healthz: the reading loop has not come round for this long
+
+
+class Router:
+    def __init__(self, workers: list[RouteWorker], ledger: OffsetLedger) -> None:
+        self.workers, self.ledger = workers, ledger
+        self.beat = time.monotonic()
+        self.stopping = threading.Event()
+
+    def revoked(self, partitions: set[TopicPartition]) -> None:
+        self.ledger.forget(partitions)
+        for worker in self.workers:
+            worker.forget(partitions)
+
+    def dispatch(self, reads: list[Read]) -> None:
+        for read in reads:
+            alert = read.alert
+            takers = (
+                []
+                if alert is None
+                else [
+                    w for w in self.workers if w.route.match.takes(alert.model_id, alert.signal, alert.level)
+                ]
+            )
+            self.ledger.add(read.partition, read.offset, len(takers))
+            for worker in takers:
+                worker.offer(Item(read.partition, read.offset, alert))  # type: ignore[arg-type]  # takers: an alert
+
+    def liveness(self) -> tuple[bool, str]:
+        idle = time.monotonic() - self.beat
+        if idle > STALLED_AFTER_S:
+            return False, f"the reading loop has not come round for {idle:.0f} s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        failing = [w.route.name for w in self.workers if w.failures]
+        if failing:
+            return False, f"receivers failing: {', '.join(failing)}"
+        return True, "ok"
+
+
+def route_alerts(config_path: str) -> int:
+    config = load_routes(config_path)
+    configure_logging(config.logging.level, config.logging.format)
+    log = structlog.get_logger("streamdrift.router")
+    registry = CollectorRegistry()
+    metrics = RouteMetrics(registry)
+    ledger = OffsetLedger()
+    workers = [RouteWorker(route, sender(route), ledger, metrics) for route in config.routes]
+    router = Router(workers, ledger)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        router.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    subscriber = AlertSubscriber(
+        config.kafka,
+        config.alerts_topic,
+        group_id=config.group_id,
+        from_beginning=config.from_beginning,
+        on_revoked=router.revoked,
+    )
+    endpoints = serve(config.http, registry, router)
+    for worker in workers:
+        worker.start()
+    log.info(
+        "routing", topic=config.alerts_topic, group_id=config.group_id, routes=[r.name for r in config.routes]
+    )
+    committed_at = time.monotonic()
+    try:
+        while not router.stopping.is_set():
+            router.beat = time.monotonic()
+            if any(worker.full() for worker in workers):
+                subscriber.pause()  # polls go on (the group keeps us); nothing new is handed out
+            else:
+                subscriber.resume()
+            router.dispatch(subscriber.read(POLL_S))
+            if time.monotonic() - committed_at >= COMMIT_EVERY_S:
+                subscriber.commit_offsets(ledger.to_commit())
+                committed_at = time.monotonic()
+        log.info("stopping: committing what was delivered", in_flight=ledger.in_flight())
+        for worker in workers:
+            worker.stop()
+        subscriber.commit_offsets(ledger.to_commit())
+    finally:
+        subscriber.close()
+        if endpoints is not None:
+            endpoints.close()
+    log.info("stopped")
+    return 0
