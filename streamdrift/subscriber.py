@@ -137,7 +137,8 @@ class AlertSubscriber:
     """Iterate the alerts of `topic`. With `group_id`: a member of that consumer group (partitions shared
     with the group's other members; `commit()` stores where to resume). Without: every partition, from the
     beginning or the end (`from_beginning`), nothing stored. `from_beginning` also says where a group with
-    nothing committed yet starts. `on_revoked`: called with the partitions a rebalance takes away."""
+    nothing committed yet starts. `on_revoked`: called with the partitions a rebalance takes away.
+    `instance_id`: the group member's static id (default: a new one per subscriber)."""
 
     def __init__(
         self,
@@ -149,6 +150,7 @@ class AlertSubscriber:
         remember: int = REMEMBER,
         wait_for_topic_s: float = 0.0,
         on_revoked: Callable[[set[TopicPartition]], None] | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.topic = topic
         self.skipped = 0  # records that were not alerts
@@ -165,11 +167,12 @@ class AlertSubscriber:
             self._reader = transport.reader()
             follow(self._reader, topic, from_beginning=from_beginning, wait_s=wait_for_topic_s)
         else:
-            # A static member of its own: two subscribers of one group (on one host, say) never fence
-            # each other; a restart is a new member, given the partitions once the old one has gone.
+            # A static member of its own unless told: two subscribers of one group (on one host, say) never
+            # fence each other; a restart is a new member, given the partitions once the old one has gone.
+            # The same `instance_id` again takes the partitions back at once (a reader reopened).
             self._group = transport.group_consumer(
                 group_id=group_id,
-                instance_id=f"{group_id}-{uuid.uuid4().hex[:12]}",
+                instance_id=instance_id or f"{group_id}-{uuid.uuid4().hex[:12]}",
                 max_poll_records=500,
                 auto_offset_reset="earliest" if from_beginning else "latest",
                 session_timeout_ms=10_000,

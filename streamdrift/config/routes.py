@@ -1,6 +1,7 @@
-"""The routes file of `streamdrift alerts route`: which alerts go to which receiver (Prometheus Alertmanager
-or a webhook), with retries, rate limits and text templates. A file of its own, not a section of the
-service's config: editing a route must not change the `config_version` the service's alerts carry.
+"""The routes file of `streamdrift alerts route`: which alerts go to which receiver (Prometheus Alertmanager,
+a webhook, or chat and paging services through apprise), with retries, rate limits and text templates. A
+file of its own, not a section of the service's config: editing a route must not change the
+`config_version` the service's alerts carry.
 
     kafka: {bootstrap_servers: "kafka:9092"}      # the service's kafka section, as it is
     alerts_topic: drift-alerts
@@ -87,6 +88,16 @@ class WebhookReceiver(Strict):
     _url = field_validator("url")(_http_url)
 
 
+class AppriseReceiver(Strict):
+    """Chat and paging services through apprise (`pip install 'streamdrift[apprise]'`): Slack, Teams,
+    PagerDuty, e-mail, ... by URL (https://github.com/caronc/apprise/wiki). URLs carry their tokens: they are
+    secrets, never logged."""
+
+    urls: list[SecretStr] = Field(
+        min_length=1, description="apprise URLs, e.g. slack://T/B/C, pagerduty://..."
+    )
+
+
 class Retry(Strict):
     """A failed delivery is tried again after `initial_s`, doubling up to `max_s`, for as long as it takes."""
 
@@ -99,6 +110,7 @@ class Route(Strict):
     match: Match = Field(default_factory=Match)
     alertmanager: AlertmanagerReceiver | None = None
     webhook: WebhookReceiver | None = None
+    apprise: AppriseReceiver | None = None
     title: str = "{model_id}: {signal} {level}"
     text: str = "{detector} after {observations} observations; {topic}/{partition}@{offset}"
     retry: Retry = Field(default_factory=Retry)
@@ -109,8 +121,8 @@ class Route(Strict):
 
     @model_validator(mode="after")
     def _one_receiver(self) -> Self:
-        if (self.alertmanager is None) == (self.webhook is None):
-            raise ValueError("give exactly one receiver: alertmanager or webhook")
+        if sum(r is not None for r in (self.alertmanager, self.webhook, self.apprise)) != 1:
+            raise ValueError("give exactly one receiver: alertmanager, webhook or apprise")
         return self
 
     @field_validator("title", "text")

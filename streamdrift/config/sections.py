@@ -13,7 +13,7 @@ class Strict(BaseModel):
 
 # Settings holding secrets: never echoed in errors or logs. Each may instead be read from a file named by
 # `<key>_file` (a mounted secret), one of the two at most.
-SECRET_KEYS = frozenset({"sasl_plain_password", "ssl_password", "state_key", "secret"})
+SECRET_KEYS = frozenset({"sasl_plain_password", "ssl_password", "state_key", "secret", "urls"})
 
 
 def read_secret_files(data: object) -> object:

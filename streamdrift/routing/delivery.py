@@ -17,11 +17,14 @@ from collections.abc import Callable
 import orjson
 
 from streamdrift.config.routes import Route
+from streamdrift.errors import ConfigError
 from streamdrift.routing.payloads import (
     ALERT_ID_HEADER,
     SIGNATURE_HEADER,
     alertmanager_alert,
+    fill,
     signature,
+    template_fields,
     webhook_body,
 )
 from streamdrift.subscriber import Alert
@@ -56,6 +59,8 @@ def sender(route: Route) -> Send:
             return post(url, body, {"Content-Type": "application/json"}, receiver.timeout_s)
 
         return to_alertmanager
+    if route.apprise is not None:
+        return _apprise_sender(route, [url.get_secret_value() for url in route.apprise.urls])
     assert route.webhook is not None  # a route has exactly one receiver (RoutesConfig checks)
     hook = route.webhook
 
@@ -67,6 +72,41 @@ def sender(route: Route) -> Send:
         return post(hook.url, body, headers, hook.timeout_s)
 
     return to_webhook
+
+
+# The kind of notification each level is, for the services that show it (a colour, an icon).
+APPRISE_TYPES = {"drift": "failure", "warning": "warning", "resolved": "success"}
+
+
+def _apprise_sender(route: Route, urls: list[str]) -> Send:
+    """Through apprise, which speaks each service's own API. It answers only whether every URL took the
+    notification, so any failure is tried again (a URL that took it then sees it again)."""
+    try:
+        import apprise  # noqa: PLC0415 -- an optional extra
+    except ImportError as exc:
+        raise ConfigError(
+            f"routes: {route.name}: apprise receivers need the apprise package: "
+            "pip install 'streamdrift[apprise]'"
+        ) from exc
+    notifier = apprise.Apprise()
+    for index, url in enumerate(urls):
+        if not notifier.add(url):
+            raise ConfigError(f"routes: {route.name}: apprise.urls[{index}]: not a URL apprise knows")
+
+    def to_apprise(alert: Alert) -> Attempt:
+        fields = template_fields(alert, route.name)
+        result = notifier.notify(
+            body=fill(route.text, fields),
+            title=fill(route.title, fields),
+            notify_type=APPRISE_TYPES[alert.level],
+        )
+        return (
+            Attempt(Outcome.DELIVERED)
+            if result
+            else Attempt(Outcome.RETRY, "apprise: a service did not take it")
+        )
+
+    return to_apprise
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Attempt:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from types import FrameType
 
 import structlog
 from prometheus_client import CollectorRegistry
 
 from streamdrift.config.loader import load_routes
+from streamdrift.config.routes import RoutesConfig
+from streamdrift.errors import ConfigError
 from streamdrift.ports import TopicPartition
-from streamdrift.routing.delivery import sender
+from streamdrift.routing.delivery import Send, sender
 from streamdrift.routing.ledger import OffsetLedger
 from streamdrift.routing.worker import Item, RouteMetrics, RouteWorker
 from streamdrift.service.endpoints import serve
@@ -35,7 +38,6 @@ class Router:
     def __init__(self, workers: list[RouteWorker], ledger: OffsetLedger) -> None:
         self.workers, self.ledger = workers, ledger
         self.beat = time.monotonic()
-        self.stopping = threading.Event()
 
     def revoked(self, partitions: set[TopicPartition]) -> None:
         self.ledger.forget(partitions)
@@ -69,29 +71,92 @@ class Router:
         return True, "ok"
 
 
+class Current:
+    """What lasts across reloads: the group member's id, and the endpoints' probes, answered by the router
+    in force."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.router: Router | None = None
+        self.instance_id = instance_id  # the process's group member, the same across reloads
+
+    def liveness(self) -> tuple[bool, str]:
+        return (True, "starting") if self.router is None else self.router.liveness()
+
+    def readiness(self) -> tuple[bool, str]:
+        return (False, "starting") if self.router is None else self.router.readiness()
+
+
 def route_alerts(config_path: str) -> int:
+    """Route until SIGTERM or SIGINT. SIGHUP reads the routes file again: a valid one replaces the routes
+    (what was in flight is committed as far as it was delivered, and the rest is read again under the new
+    routes); an invalid one is logged, and the routes in force stay."""
     config = load_routes(config_path)
     configure_logging(config.logging.level, config.logging.format)
     log = structlog.get_logger("streamdrift.router")
     registry = CollectorRegistry()
     metrics = RouteMetrics(registry)
+    stop, reload = threading.Event(), threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        reload.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_reload)
+    senders = [sender(route) for route in config.routes]  # a receiver that cannot be made: exit 2
+    current = Current(f"{config.group_id}-{uuid.uuid4().hex[:12]}")
+    endpoints = serve(config.http, registry, current)  # the first file's http section stays in force
+    try:
+        while True:
+            route_until(config, senders, metrics, current, stop, reload)
+            if stop.is_set():
+                break
+            reload.clear()
+            try:
+                config, senders = reloaded(config_path)
+            except ConfigError as exc:
+                log.error("routes file not reloaded: the routes in force stay", problems=exc.problems)
+                continue
+            log.info("routes reloaded", routes=[route.name for route in config.routes])
+    finally:
+        if endpoints is not None:
+            endpoints.close()
+    log.info("stopped")
+    return 0
+
+
+def reloaded(config_path: str) -> tuple[RoutesConfig, list[Send]]:
+    """The routes file read again, with its receivers made (`ConfigError` when either cannot be)."""
+    config = load_routes(config_path)
+    return config, [sender(route) for route in config.routes]
+
+
+def route_until(
+    config: RoutesConfig,
+    senders: list[Send],
+    metrics: RouteMetrics,
+    current: Current,
+    stop: threading.Event,
+    reload: threading.Event,
+) -> None:
+    """Route with these routes until `stop` or `reload` is set; then commit what was delivered."""
+    log = structlog.get_logger("streamdrift.router")
     ledger = OffsetLedger()
-    workers = [RouteWorker(route, sender(route), ledger, metrics) for route in config.routes]
-    router = Router(workers, ledger)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        router.stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    workers = [
+        RouteWorker(route, send, ledger, metrics) for route, send in zip(config.routes, senders, strict=True)
+    ]
+    router = current.router = Router(workers, ledger)
     subscriber = AlertSubscriber(
         config.kafka,
         config.alerts_topic,
         group_id=config.group_id,
         from_beginning=config.from_beginning,
         on_revoked=router.revoked,
+        instance_id=current.instance_id,
     )
-    endpoints = serve(config.http, registry, router)
     for worker in workers:
         worker.start()
     log.info(
@@ -99,7 +164,7 @@ def route_alerts(config_path: str) -> int:
     )
     committed_at = time.monotonic()
     try:
-        while not router.stopping.is_set():
+        while not stop.is_set() and not reload.is_set():
             router.beat = time.monotonic()
             if any(worker.full() for worker in workers):
                 subscriber.pause()  # polls go on (the group keeps us); nothing new is handed out
@@ -109,13 +174,9 @@ def route_alerts(config_path: str) -> int:
             if time.monotonic() - committed_at >= COMMIT_EVERY_S:
                 subscriber.commit_offsets(ledger.to_commit())
                 committed_at = time.monotonic()
-        log.info("stopping: committing what was delivered", in_flight=ledger.in_flight())
+        log.info("committing what was delivered", in_flight=ledger.in_flight())
         for worker in workers:
             worker.stop()
         subscriber.commit_offsets(ledger.to_commit())
     finally:
         subscriber.close()
-        if endpoints is not None:
-            endpoints.close()
-    log.info("stopped")
-    return 0

@@ -91,10 +91,13 @@ class RouteWorker:
             self.pending.set(len(self.queue))
 
     def stop(self) -> None:
+        """Stop after the attempt under way; what is still waiting is delivered again by the next reader."""
         with self.changed:
             self.stopping = True
             self.changed.notify()
         self.thread.join(timeout=30)
+        self.pending.set(0)
+        self.retrying.set(0)
 
     def _wait(self, seconds: float) -> None:
         with self.changed:

@@ -136,7 +136,7 @@ def test_alerts_route_with_a_bad_routes_file_is_one_line_per_problem(tmp_path: P
     assert result.stdout == ""
     assert assert_clean_lines(result.stderr) == [
         f"streamdrift: {path}: routes[0].webhook.url: an http:// or https:// URL",
-        f"streamdrift: {path}: routes[1]: give exactly one receiver: alertmanager or webhook",
+        f"streamdrift: {path}: routes[1]: give exactly one receiver: alertmanager, webhook or apprise",
     ]
     missing = streamdrift("alerts", "route", "--config", str(tmp_path / "absent.yaml"))
     assert missing.returncode == 2

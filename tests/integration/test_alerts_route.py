@@ -309,3 +309,80 @@ def test_a_webhook_gets_each_alert_signed_once_and_nothing_is_lost_while_it_is_a
     ids = receiver.alert_ids()
     assert set(ids) == {a.alert_id for a in alerts}  # none lost, nothing else
     assert len(ids) - len(set(ids)) <= 1  # at most the one in flight when the receiver went away, again
+
+
+def test_sighup_reloads_the_routes_and_a_bad_file_keeps_the_ones_in_force(
+    bootstrap_servers: str, kafka_client: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    topic, group = new_topic(1), unique_name("router")
+    before, after = Receiver(), Receiver()
+    before.start()
+    after.start()
+
+    def to(receiver: Receiver) -> str:
+        return routes_file(
+            bootstrap_servers, topic, group,
+            f'  - name: hook\n    webhook: {{url: "http://127.0.0.1:{receiver.port}/hook"}}\n',
+        )  # fmt: skip
+
+    alerts = [make_alert("m", "score", "drift", i) for i in range(9)]
+    router = Router(tmp_path, to(before))
+    router.start()
+    try:
+        write(bootstrap_servers, kafka_client, topic, [([a.to_json() for a in alerts[:3]], True)])
+        wait_until(lambda: (router.alive(), len(before.alert_ids()) == 3)[1], "the first alerts delivered")
+
+        def reloads(event: str) -> int:
+            return sum(1 for e in router.events() if e.get("event") == event)
+
+        router.config.write_text(to(after))
+        assert router.process is not None
+        router.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: reloads("routes reloaded") == 1, "the routes reloaded")
+        write(bootstrap_servers, kafka_client, topic, [([a.to_json() for a in alerts[3:6]], True)])
+        wait_until(lambda: len(after.alert_ids()) == 3, "the next alerts delivered under the new routes")
+
+        router.config.write_text("routes: [")
+        router.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: reloads("routes file not reloaded: the routes in force stay") == 1, "the refusal")
+        write(bootstrap_servers, kafka_client, topic, [([a.to_json() for a in alerts[6:]], True)])
+        wait_until(lambda: len(after.alert_ids()) == 6, "the last alerts delivered under the routes in force")
+        router.alive()
+        assert router.stop() == 0
+    finally:
+        before.stop()
+        after.stop()
+    assert before.alert_ids() == [a.alert_id for a in alerts[:3]]
+    assert after.alert_ids() == [a.alert_id for a in alerts[3:]]
+
+
+def test_an_apprise_route_notifies_with_the_routes_title_and_text(
+    bootstrap_servers: str, kafka_client: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """apprise's json:// service posts {title, message, type} to a URL: the loopback receiver gets them."""
+    topic = new_topic(1)
+    receiver = Receiver()
+    receiver.start()
+    drift = make_alert("fraud", "score", "drift", 1)
+    drift = make_alert("fraud", "score", "drift", 1, episode=drift.alert_id)
+    resolved = make_alert("fraud", "score", "resolved", 9, episode=drift.alert_id)
+    write(bootstrap_servers, kafka_client, topic, [([drift.to_json(), resolved.to_json()], True)])
+    router = Router(
+        tmp_path,
+        routes_file(
+            bootstrap_servers, topic, unique_name("router"),
+            f'  - name: chat\n    apprise: {{urls: ["json://127.0.0.1:{receiver.port}/notify"]}}\n'
+            '    title: "{model_id} {level}"\n    text: "{signal} at offset {offset}"\n',
+        ),
+    )  # fmt: skip
+    router.start()
+    try:
+        wait_until(lambda: (router.alive(), len(receiver.requests) >= 2)[1], "two notifications")
+        assert router.stop() == 0
+    finally:
+        receiver.stop()
+    notified = [orjson.loads(body) for _, body in receiver.requests]
+    assert [(n["title"], n["message"], n["type"]) for n in notified] == [
+        ("fraud drift", "score at offset 1", "failure"),
+        ("fraud resolved", "score at offset 9", "success"),
+    ]

@@ -15,6 +15,7 @@ from streamdrift.config.routes import Route
 from streamdrift.core.alert import DriftAlert, RecordSource, alert_id
 from streamdrift.errors import ConfigError
 from streamdrift.ports import CommitOffset, TopicPartition
+from streamdrift.routing.delivery import sender
 from streamdrift.routing.ledger import OffsetLedger
 from streamdrift.routing.payloads import alertmanager_alert, fill, template_fields
 from streamdrift.subscriber import Alert
@@ -100,7 +101,7 @@ def test_a_routes_file_reads_with_its_defaults_and_its_secret_from_a_file(tmp_pa
     ("routes", "problem"),
     [
         ("routes: []", "routes: List should have at least 1 item"),
-        ("routes:\n  - name: a\n", "routes[0]: give exactly one receiver: alertmanager or webhook"),
+        ("routes:\n  - name: a\n", "routes[0]: give exactly one receiver: alertmanager, webhook or apprise"),
         (
             "routes:\n  - name: a\n    webhook: {url: 'file:///etc/passwd'}\n",
             "routes[0].webhook.url: an http",
@@ -165,3 +166,9 @@ def test_the_example_routes_file_reads() -> None:
     assert [route.name for route in config.routes] == ["oncall", "audit"]
     with pytest.raises(ConfigError, match="STREAMDRIFT_WEBHOOK_SECRET is not set"):
         load_routes(example, env={})
+
+
+def test_an_apprise_url_apprise_does_not_know_is_a_config_error() -> None:
+    route = Route.model_validate({"name": "chat", "apprise": {"urls": ["nonsense://x"]}})
+    with pytest.raises(ConfigError, match=r"routes: chat: apprise.urls\[0\]: not a URL apprise knows"):
+        sender(route)
