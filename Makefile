@@ -68,6 +68,7 @@ unit: venv tools
 	$(BIN)/pytest -m "not kafka" $(PYTEST_ARGS)
 
 demo: venv kafka-tools
+	@tools/need.sh prometheus-alertmanager prometheus-alertmanager
 	@tools/with-kafka.sh $(BIN)/streamdrift demo
 
 # Throughput, latency, scale and scale-out against a real broker (see benchmarks/__init__.py).

@@ -21,6 +21,7 @@ from streamdrift.config.model import KafkaSettings
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.reference import Profile
 from streamdrift.core.windows import TESTS_OF_KIND
+from streamdrift.demo.alertmanager import show_in_alertmanager
 from streamdrift.demo.scenario import Change, changes, generate, model_event
 from streamdrift.errors import ConfigError, StreamdriftError
 from streamdrift.ports import OutRecord, TopicSpec, Transport
@@ -128,6 +129,7 @@ def run_demo(bootstrap: str, client: str = "kafka-python") -> int:
         raise failure[0]
     alerts.extend(_drain(clients, config.topics.alerts, len(alerts)))
     _scorecard(scenario, alerts)
+    show_in_alertmanager(config, alerts, run_id)
     print(f"\ndone in {time.monotonic() - started:.0f} s")
     return 0
 
