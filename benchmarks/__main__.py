@@ -94,7 +94,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "(default 1)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="throughput: also profile the service (py-spy)"
+        "--profile", action="store_true", help="throughput and fleet: also profile the service (py-spy)"
     )
     parser.add_argument(
         "--transports",
@@ -189,9 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     machine["load_average_at_end"] = load_average()
     print(format_table(outcomes, machine))
-    profile = next((o.details["profile"] for o in outcomes if "profile" in o.details), None)
-    if profile:
-        print(f"\nservice profile ({profile['samples']} samples, {profile['file']}), top own time:")
+    profiles = [(o.name, o.details["profile"]) for o in outcomes if "profile" in o.details] + [
+        (f"fleet, {models} models", by["profile"])
+        for o in outcomes
+        for models, by in o.details.get("by_models", {}).items()
+        if "profile" in by
+    ]
+    for name, profile in profiles:
+        print(f"\nservice profile, {name} ({profile['samples']} samples, {profile['file']}), top own time:")
         for frame, pct in profile["top_own"]:
             print(f"  {pct:5.1f}%  {frame}")
         print("top inclusive time:")

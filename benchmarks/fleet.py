@@ -28,11 +28,12 @@ import statistics
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib.metadata import version
 from typing import Any, TypeVar
 
+from benchmarks import profiling
 from benchmarks.broker import BenchError, FillStats, fill_topic
 from benchmarks.events import EventShape, EventStream
 from benchmarks.passes import RunFigures, run_baseline, run_reader, run_service
@@ -143,6 +144,7 @@ class Contest:
     peers: dict[str, list[RunFigures]]
     services: dict[str, list[RunFigures]]
     summaries: dict[str, list[dict[str, Any]]]  # each service run's last summary line
+    profile: dict[str, Any] | None = None  # `--profile`: py-spy's top frames of one more service run
 
 
 def contest(
@@ -189,6 +191,10 @@ def contest(
             + [f"service {v.title} {_rates(done.services[v.name]) or 'failed'}" for v in variants]
         )
         print(f"fleet: {models:,} models, round {i}: {each} ev/s", file=sys.stderr)
+    if options.profile:  # where the service spends its time on this traffic, apart from the measured runs
+        profiled = next(v for v in variants if v.ref is None)
+        done = replace(done, profile=profiling.profile_service(scope, topic, total, profiled))
+        print(f"fleet: {models:,} models, profiled {profiled.name}", file=sys.stderr)
     scope.drop_topics([topic])  # ~250 MB per million events: gone before the next model count's
     return done
 
@@ -231,6 +237,8 @@ def measure(workspace: Workspace) -> Outcome:
     targets: dict[str, dict[str, Any]] = {}
     for done in contests:
         details = _report(outcome, done, _titles(peers), failed_peers, variants)
+        if done.profile is not None:
+            details["profile"] = done.profile
         outcome.details["by_models"][str(done.models)] = details
         targets[str(done.models)] = {
             name: {
