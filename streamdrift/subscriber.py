@@ -36,7 +36,7 @@ from streamdrift.reading import follow
 from streamdrift.transports import TransportSettings, open_transport
 
 POLL_S = 0.5
-REMEMBER = 100_000  # alert ids kept for de-duplication: ~10 MB
+REMEMBER = 100_000  # alert ids kept for de-duplication: about 20 MB
 ALERT_ID = "^[0-9a-f]{32}$"
 
 
