@@ -35,6 +35,8 @@ STALLED_AFTER_S = 60.0  # /healthz: the reading loop has not come round for this
 
 
 class Router:
+    """One set of routes at work: their workers, the offsets they hold, and the loop's heartbeat."""
+
     def __init__(self, workers: list[RouteWorker], ledger: OffsetLedger) -> None:
         self.workers, self.ledger = workers, ledger
         self.beat = time.monotonic()
@@ -45,18 +47,19 @@ class Router:
             worker.forget(partitions)
 
     def dispatch(self, reads: list[Read]) -> None:
+        """Each record to the routes that take its alert; one that is not an alert, or an alert handed out
+        before, is done at once."""
         for read in reads:
             alert = read.alert
-            takers = (
-                []
-                if alert is None
-                else [
-                    w for w in self.workers if w.route.match.takes(alert.model_id, alert.signal, alert.level)
-                ]
-            )
+            if alert is None:
+                self.ledger.add(read.partition, read.offset, 0)
+                continue
+            takers = [
+                w for w in self.workers if w.route.match.takes(alert.model_id, alert.signal, alert.level)
+            ]
             self.ledger.add(read.partition, read.offset, len(takers))
             for worker in takers:
-                worker.offer(Item(read.partition, read.offset, alert))  # type: ignore[arg-type]  # takers: an alert
+                worker.offer(Item(read.partition, read.offset, alert))
 
     def liveness(self) -> tuple[bool, str]:
         idle = time.monotonic() - self.beat
@@ -163,13 +166,22 @@ def route_until(
         "routing", topic=config.alerts_topic, group_id=config.group_id, routes=[r.name for r in config.routes]
     )
     committed_at = time.monotonic()
+    paused = False
     try:
         while not stop.is_set() and not reload.is_set():
             router.beat = time.monotonic()
-            if any(worker.full() for worker in workers):
-                subscriber.pause()  # polls go on (the group keeps us); nothing new is handed out
-            else:
+            full = [worker.route.name for worker in workers if worker.full()]
+            if full:
+                # Polls go on (the group keeps us) and nothing new is handed out; paused at every turn,
+                # since a rebalance hands over partitions unpaused.
+                subscriber.pause()
+                if not paused:
+                    log.warning("reading paused: routes with max_pending alerts waiting", routes=full)
+                paused = True
+            elif paused:
                 subscriber.resume()
+                log.info("reading resumed")
+                paused = False
             router.dispatch(subscriber.read(POLL_S))
             if time.monotonic() - committed_at >= COMMIT_EVERY_S:
                 subscriber.commit_offsets(ledger.to_commit())

@@ -270,7 +270,7 @@ def test_a_webhook_gets_each_alert_signed_once_and_nothing_is_lost_while_it_is_a
             bootstrap_servers, topic, unique_name("router"),
             f'  - name: audit\n    webhook: {{url: "http://127.0.0.1:{receiver.port}/hook", '
             f'secret_file: "{tmp_path / "secret"}", timeout_s: 2}}\n'
-            "    retry: {initial_s: 0.5, max_s: 4}\n",
+            "    retry: {initial_s: 0.5, max_s: 4}\n    max_pending: 5\n",
         ),
     )  # fmt: skip
     router.start()
@@ -303,6 +303,9 @@ def test_a_webhook_gets_each_alert_signed_once_and_nothing_is_lost_while_it_is_a
         receiver.start()
         wait_until(lambda: set(receiver.alert_ids()) >= {a.alert_id for a in alerts}, "every alert delivered")
         assert router.stop() == 0
+        # max_pending 5: the alerts written while it was away filled the route, and reading paused till then.
+        said = [e["event"] for e in router.events() if e.get("event", "").startswith("reading")]
+        assert said[:2] == ["reading paused: routes with max_pending alerts waiting", "reading resumed"], said
     finally:
         if receiver.server is not None:
             receiver.stop()
