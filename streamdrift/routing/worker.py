@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streamdrift.config.routes import Route
 from streamdrift.ports import TopicPartition
-from streamdrift.routing.delivery import Outcome, Send
+from streamdrift.routing.delivery import Attempt, Outcome, Send
 from streamdrift.routing.ledger import OffsetLedger
 from streamdrift.subscriber import Alert
 
@@ -116,14 +116,18 @@ class RouteWorker:
             if delay > 0:
                 self._wait(delay)
                 continue
-            attempt = self.send(item.alert)
+            try:
+                attempt = self.send(item.alert)
+            except Exception as exc:  # a receiver's library failing its own way: tried again, the route lives
+                attempt = Attempt(Outcome.RETRY, f"unexpected {type(exc).__name__}: {exc}")
             if self.route.per_minute is not None:
                 self.next_at = time.monotonic() + 60 / self.route.per_minute
             if attempt.outcome is Outcome.RETRY:
                 self.failures += 1
                 self.failed_attempts.inc()
                 self.retrying.set(1)
-                backoff = min(self.route.retry.initial_s * 2 ** (self.failures - 1), self.route.retry.max_s)
+                doublings = min(self.failures - 1, 40)  # a receiver away for days must not overflow the float
+                backoff = min(self.route.retry.initial_s * 2**doublings, self.route.retry.max_s)
                 self.log.warning(
                     "delivery failed; trying again", error=attempt.reason, alert_id=item.alert.alert_id,
                     attempts=self.failures, retry_in_s=round(backoff, 1),

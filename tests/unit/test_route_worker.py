@@ -86,3 +86,22 @@ def test_the_rate_limit_spaces_the_deliveries() -> None:
     run(route, receiver, [0, 1, 2, 3])
     times = [at for at, _ in receiver.attempts]
     assert all(later - earlier >= 0.2 for earlier, later in itertools.pairwise(times))  # 60 / 300
+
+
+def test_a_receiver_that_raises_is_tried_again_and_the_route_lives_on() -> None:
+    route = Route.model_validate(
+        {"name": "r", "webhook": {"url": "http://h"}, "retry": {"initial_s": 0.05, "max_s": 0.05}}
+    )
+
+    class Raising(Receiver):
+        def __call__(self, alert: Alert) -> Attempt:
+            answer = super().__call__(alert)
+            if len(self.attempts) == 1:
+                raise RuntimeError("a library failing its own way")
+            return answer
+
+    receiver = Raising([], expected_attempts=3)
+    ledger, registry = run(route, receiver, [0, 1])
+    assert [offset for _, offset in receiver.attempts] == [0, 0, 1]
+    assert ledger.to_commit() == {TP: CommitOffset(2, "")}
+    assert registry.get_sample_value("streamdrift_route_failed_attempts_total", {"route": "r"}) == 1
