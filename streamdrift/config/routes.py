@@ -72,6 +72,9 @@ class AlertmanagerReceiver(Strict):
         gt=0,
         description="how long Alertmanager keeps a drift firing without its resolved alert (its endsAt)",
     )
+    warning_for_s: float = Field(
+        3600, gt=0, description="how long a warning fires (warnings have no resolved alert: they expire)"
+    )
     timeout_s: float = Field(10, gt=0)
 
     _url = field_validator("url")(_http_url)

@@ -5,8 +5,9 @@ Alertmanager identifies an alert by its labels, so an episode is one Alertmanage
 of the drift that opened it (`level: drift`, `episode_id`), and the episode's `resolved` alert is sent with
 the same labels and `endsAt` now, which ends it. A drift is sent with `endsAt` `active_for_s` from now, so
 that Alertmanager does not resolve it by itself after its `resolve_timeout` (5 minutes by default) while
-the episode is still open. Re-sending an alert is harmless: Alertmanager merges alerts with
-equal labels, which is its de-duplication.
+the episode is still open. A warning is an Alertmanager alert of its own (`level: warning`) that expires
+after `warning_for_s`: no resolved alert ends it. Re-sending an alert is harmless: Alertmanager merges
+alerts with equal labels, which is its de-duplication.
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ def alertmanager_alert(alert: Alert, route: Route, receiver: AlertmanagerReceive
     }
     at = _record_time(alert)
     latest = max(at, datetime.now(tz=UTC))  # a record time in the past (a backfill) never ends it at once
-    ends = latest if alert.level == "resolved" else latest + timedelta(seconds=receiver.active_for_s)
+    if alert.level == "resolved":
+        ends = latest
+    else:  # warnings have no resolved alert of their own: they expire sooner
+        hold = receiver.warning_for_s if alert.level == "warning" else receiver.active_for_s
+        ends = latest + timedelta(seconds=hold)
     return {
         "labels": labels,
         "annotations": {

@@ -4,6 +4,7 @@ routes file's checks, and the Alertmanager alert of an episode's drift and of it
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,14 @@ def test_an_apprise_url_apprise_does_not_know_is_a_config_error() -> None:
     route = Route.model_validate({"name": "chat", "apprise": {"urls": ["nonsense://x"]}})
     with pytest.raises(ConfigError, match=r"routes: chat: apprise.urls\[0\]: not a URL apprise knows"):
         sender(route)
+
+
+def test_a_warning_expires_in_alertmanager_after_warning_for_s() -> None:
+    route = Route.model_validate(
+        {"name": "oncall", "alertmanager": {"url": "http://am:9093", "warning_for_s": 60}}
+    )
+    assert route.alertmanager is not None
+    sent = alertmanager_alert(alert("warning", 3, None, "score"), route, route.alertmanager)
+    ends = datetime.fromisoformat(str(sent["endsAt"]))
+    assert timedelta(seconds=50) < ends - datetime.now(tz=UTC) <= timedelta(seconds=60)
+    assert sent["labels"]["level"] == "warning"  # type: ignore[index]
