@@ -45,9 +45,11 @@ def parse_config(
     """`base_dir`: where a relative `reference.profile` is (the config file's directory; default the
     working directory)."""
     raw = text.encode() if isinstance(text, str) else text
-    document = _document(raw, origin, env, "the config must be a mapping of sections (kafka, topics, ...)")
+    document = _mapping(raw, origin, "the config must be a mapping of sections (kafka, topics, ...)")
+    problems: list[str] = []
     if "config_version" in document:
-        raise ConfigError(f"{origin}: config_version: unknown key (it is computed from the file's content)")
+        problems.append("config_version: unknown key (it is computed from the file's content)")
+    document = _with_env(document, env, origin, problems)
     version = hashlib.sha256(raw)
     reference = document.get("reference")
     if read_profile and isinstance(reference, dict) and isinstance(reference.get("profile"), str):
@@ -71,16 +73,16 @@ def load_routes(path: str | Path, env: Mapping[str, str] | None = None) -> Route
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the routes file: {exc.strerror}") from None
-    shape = "the routes file must be a mapping (kafka, alerts_topic, routes)"
-    document = _document(raw, str(path), env, shape)
+    document = _mapping(raw, str(path), "the routes file must be a mapping (kafka, alerts_topic, routes)")
+    document = _with_env(document, env, str(path), [])
     try:
         return RoutesConfig.model_validate(document)
     except ValidationError as exc:
         raise ConfigError([f"{path}: {line}" for line in describe_errors(exc)]) from None
 
 
-def _document(raw: bytes, origin: str, env: Mapping[str, str] | None, not_a_mapping: str) -> dict[str, Any]:
-    """The YAML document as a mapping, with `${ENV}` references substituted."""
+def _mapping(raw: bytes, origin: str, not_a_mapping: str) -> dict[str, Any]:
+    """The YAML document, which must be a mapping."""
     try:
         document = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
@@ -92,11 +94,18 @@ def _document(raw: bytes, origin: str, env: Mapping[str, str] | None, not_a_mapp
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(f"{origin}: {not_a_mapping}")
-    problems: list[str] = []
-    document = _substitute(document, os.environ if env is None else env, "", problems)
+    return document
+
+
+def _with_env(
+    document: dict[str, Any], env: Mapping[str, str] | None, origin: str, problems: list[str]
+) -> dict[str, Any]:
+    """The document with its `${ENV}` references substituted; `ConfigError` with every problem found so
+    far (`problems`) and by the substitution."""
+    substituted = _substitute(document, os.environ if env is None else env, "", problems)
     if problems:
         raise ConfigError([f"{origin}: {problem}" for problem in problems])
-    return dict(document)
+    return dict(substituted)
 
 
 def _read_profile(path: Path, origin: str) -> bytes:
