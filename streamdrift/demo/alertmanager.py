@@ -36,7 +36,7 @@ def show_in_alertmanager(config: StreamdriftConfig, alerts: Sequence[dict[str, A
     if binary is None:
         print("  skipped: prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
         return
-    with _alertmanager(binary) as url:
+    with running_alertmanager(binary) as url:
         routes = RoutesConfig.model_validate(
             {"kafka": config.kafka, "alerts_topic": config.topics.alerts, "group_id": f"demo-router-{run_id}",
              "from_beginning": True, "http": {"enabled": False},
@@ -82,7 +82,9 @@ def firing(alerts: Sequence[dict[str, Any]]) -> int:
 
 
 @contextmanager
-def _alertmanager(binary: str) -> Iterator[str]:
+def running_alertmanager(binary: str) -> Iterator[str]:
+    """A real Alertmanager on a free loopback port, without clustering, while the block runs: its base URL.
+    (The integration tests of `alerts route` run theirs with it too.)"""
     with tempfile.TemporaryDirectory(prefix="streamdrift-demo-am-") as home:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

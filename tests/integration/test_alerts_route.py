@@ -12,7 +12,6 @@ import hmac
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,19 +25,15 @@ import orjson
 import pytest
 
 from streamdrift.core.alert import DriftAlert, RecordSource, alert_id
+from streamdrift.demo.alertmanager import running_alertmanager
 from tests.conftest import KAFKA_CLIENT_ENV, KafkaClients, TopicFactory, unique_name
 from tests.integration.runs import committed_total, read_all
+from tests.integration.test_kafka_script import free_ports
 from tests.integration.test_subscriber import write
 
 STREAMDRIFT = str(Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "streamdrift")
 WAIT_S = 60.0
 AWAY_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(done: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
@@ -54,37 +49,12 @@ def get_json(url: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Alertmanager on a free loopback port, without clustering; its base URL."""
+def alertmanager() -> Iterator[str]:
+    """A real Alertmanager on a free loopback port (the demo's launcher); its base URL."""
     binary = shutil.which("prometheus-alertmanager")
     assert binary, "prometheus-alertmanager is not installed (make test installs it)"
-    home = tmp_path_factory.mktemp("alertmanager")
-    config = home / "alertmanager.yml"
-    config.write_text("route: {receiver: nobody}\nreceivers: [{name: nobody}]\n")
-    port = free_port()
-    log = (home / "alertmanager.log").open("wb")
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.path={home}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=log,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            assert process.poll() is None, (home / "alertmanager.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        wait_until(ready, "Alertmanager ready")
+    with running_alertmanager(binary) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def make_alert(
@@ -219,7 +189,7 @@ class Receiver:
     again on the same port."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        (self.port,) = free_ports(1)
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None

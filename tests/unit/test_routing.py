@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamdrift.config.loader import load_routes
-from streamdrift.config.routes import Route
+from streamdrift.config.routes import TEMPLATE_FIELDS, Route
 from streamdrift.core.alert import DriftAlert, RecordSource, alert_id
 from streamdrift.errors import ConfigError
 from streamdrift.ports import CommitOffset, TopicPartition
@@ -184,3 +184,8 @@ def test_a_warning_expires_in_alertmanager_after_warning_for_s() -> None:
     ends = datetime.fromisoformat(str(sent["endsAt"]))
     assert timedelta(seconds=50) < ends - datetime.now(tz=UTC) <= timedelta(seconds=60)
     assert sent["labels"]["level"] == "warning"  # type: ignore[index]
+
+
+def test_the_fields_a_template_may_name_are_the_fields_it_is_given() -> None:
+    """The routes file checks names against TEMPLATE_FIELDS; payloads fill them from template_fields."""
+    assert set(template_fields(alert("drift", 1, None), "r")) == TEMPLATE_FIELDS
