@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,16 +20,32 @@ import orjson
 from benchmarks.events import EventShape, EventStream, Jumps
 from benchmarks.report import Outcome, Row, events_per_s, ratio
 from benchmarks.workspace import Workspace
+from streamdrift.config import parse_config
 from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import DriftAlert, RecordSource
-from streamdrift.core.event import EventDecoder
+from streamdrift.core.event import EventDecoder, InferenceEvent
 from streamdrift.core.monitor import Monitor
+from streamdrift.core.reference import Profile
 
 DEFAULT_EVENTS = 100_000
 QUICK_EVENTS = 20_000
 ROUNDS = 3
 POLL_RECORDS = 2_000  # the service's default processing.max_poll_records
 TOPIC = "core-bench"
+REFERENCE_EVENTS = 20_000  # the multivariate row's reference profile: the stream's first events
+
+
+def _with_multivariate(
+    config: StreamdriftConfig, reference: list[InferenceEvent], run_dir: Path
+) -> StreamdriftConfig:
+    """`config` with `reference.multivariate` on every model, its profile built from `reference`."""
+    profile = Profile()
+    profile.add_all(reference)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "core-profile.json").write_bytes(orjson.dumps(profile.document()))
+    document = config.model_dump(mode="json", exclude_none=True)
+    document["reference"] = {"profile": "core-profile.json", "multivariate": {}}
+    return parse_config(orjson.dumps(document), base_dir=run_dir)
 
 
 def least_cpu_s(work: Callable[[], Any], rounds: int) -> tuple[float, Any]:
@@ -78,7 +95,7 @@ def measure(workspace: Workspace) -> Outcome:
 
     detect_s, alerts = least_cpu_s(detect, rounds)
 
-    def detect_batched() -> list[DriftAlert]:
+    def detect_batched(config: StreamdriftConfig = config) -> list[DriftAlert]:
         """As the service runs it: polls of POLL_RECORDS, each partition's events at once
         (Monitor.process_many)."""
         monitor = Monitor(config.policies(), config_version=config.config_version)
@@ -99,6 +116,12 @@ def measure(workspace: Workspace) -> Outcome:
         return [alert for _, alerts in found for alert in alerts]
 
     batched_s, batched_alerts = least_cpu_s(detect_batched, rounds)
+    # The same batches with multivariate:reconstruction on every model: a PCA of its reference (the first
+    # events of the stream, profiled) projects each event, one more ADWIN takes the error.
+    multivariate = _with_multivariate(
+        config, events[: min(total, REFERENCE_EVENTS)], run_dir=workspace.run_dir
+    )
+    multivariate_s, _ = least_cpu_s(lambda: detect_batched(multivariate), rounds)
     if [a.to_json() for a in batched_alerts] != [a.to_json() for a in alerts]:
         raise AssertionError("batched detection published other alerts than one event at a time")
     us = 1e6 / total
@@ -113,6 +136,9 @@ def measure(workspace: Workspace) -> Outcome:
         Row(measurement=f"core: detection in batches (polls of {POLL_RECORDS:,}), per event",
             figure=f"{batched_s * us:.2f} µs (same alerts)", reference=parsed,
             ratio=ratio(batched_s, parse_s)),
+        Row(measurement="core: ... with multivariate:reconstruction on every model, per event",
+            figure=f"{multivariate_s * us:.2f} µs (20 detectors, PCA of 8 features)",
+            reference=f"without {batched_s * us:.2f} µs", ratio=ratio(multivariate_s, batched_s)),
         Row(measurement="core: decoding + detection in batches",
             figure=events_per_s(total / (decode_s + batched_s)),
             reference=f"orjson.loads alone {events_per_s(total / parse_s)}",
@@ -126,5 +152,6 @@ def measure(workspace: Workspace) -> Outcome:
         "detect_us_per_event": round(detect_s * us, 3),
         "detect_batched_us_per_event": round(batched_s * us, 3),
         "alerts": len(alerts),
+        "multivariate_us_per_event": round(multivariate_s * us, 3),
     }
     return outcome

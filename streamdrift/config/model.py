@@ -24,7 +24,7 @@ from streamdrift.config.policies import (
     RangeSettings,
 )
 from streamdrift.config.processing import FieldSettings, LimitSettings, ProcessingSettings
-from streamdrift.config.reference import BudgetSettings, ReferenceSettings
+from streamdrift.config.reference import BudgetSettings, MultivariateSettings, ReferenceSettings
 from streamdrift.config.sections import SECRET_KEYS, Strict, read_secret_files
 from streamdrift.config.signals import (
     DefaultSettings,
@@ -38,8 +38,10 @@ from streamdrift.config.signals import (
 from streamdrift.config.topics import TopicSettings
 from streamdrift.core.budget import FleetBudget, plan_budget
 from streamdrift.core.event import EventFields, EventLimits
+from streamdrift.core.joint import MIN_ROWS, fit_profiled
 from streamdrift.core.model_windows import ReferencePlan
 from streamdrift.core.monitor import MonitorLimits
+from streamdrift.core.multivariate import Pca
 from streamdrift.core.plan import SIGNAL_KINDS, Policies
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "LoggingSettings",
     "ModelAlertSettings",
     "ModelSettings",
+    "MultivariateSettings",
     "MuteSettings",
     "ProcessingSettings",
     "QualitySettings",
@@ -96,6 +99,7 @@ class StreamdriftConfig(Strict):
     reference_models: SkipJsonSchema[dict[str, Any] | None] = Field(None, exclude=True)
     reference_version: SkipJsonSchema[str] = Field("", exclude=True)
     _fleet_budget: FleetBudget | None = PrivateAttr(None)  # worked out once: it reads every profiled signal
+    _multivariate: dict[str, Pca] | None = PrivateAttr(None)  # fitted once per config
 
     @model_validator(mode="after")
     def _labels_need_range_assignment(self) -> StreamdriftConfig:
@@ -117,6 +121,23 @@ class StreamdriftConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _multivariate_fits(self) -> StreamdriftConfig:
+        settings = None if self.reference is None else self.reference.multivariate
+        if settings is None or self.reference_models is None:
+            return self
+        try:  # fitted here to report a bad profile at load; `multivariate()` fits again, once
+            fitted = fit_profiled(self.reference_models, settings.models, settings.explained_variance)
+        except ValueError as error:
+            raise ValueError(f"reference.multivariate: {error}") from None
+        if not fitted:
+            raise ValueError(
+                f"reference.multivariate: no model of the profile matching {settings.models!r} has joint "
+                f"moments of {MIN_ROWS} events or more (build the profile again with this version: "
+                "`streamdrift profile build`)"
+            )
+        return self
+
     def repartition_topic(self) -> str:
         return self.topics.repartition or f"{self.kafka.group_id}-repartition"
 
@@ -131,6 +152,7 @@ class StreamdriftConfig(Strict):
             model_alerts=self.model_alerts.policy(),
             labels=None if self.topics.labels is None else self.labels.policy(),
             reference=self._reference_plan(),
+            multivariate=self.multivariate(),
         )
         fleet = self.fleet_budget(policies)
         return policies if fleet is None else replace(policies, budget=fleet.rules())
@@ -156,10 +178,25 @@ class StreamdriftConfig(Strict):
     def _reference_plan(self) -> ReferencePlan | None:
         if self.reference is None or self.reference_models is None:
             return None
+        policy = self.reference.policy()
+        if policy is None:
+            return None
         return ReferencePlan(
-            models=self.reference_models, policy=self.reference.policy(), version=self.reference_version,
+            models=self.reference_models, policy=policy, version=self.reference_version,
             selected=self.reference.models, segments=tuple(self.reference.segments),
         )  # fmt: skip
+
+    def multivariate(self) -> dict[str, Pca]:
+        """Per selected model with joint moments in the profile: its PCA (fitted once, then kept)."""
+        if self._multivariate is None:
+            settings = None if self.reference is None else self.reference.multivariate
+            if settings is None or self.reference_models is None:
+                self._multivariate = {}
+            else:
+                self._multivariate = fit_profiled(
+                    self.reference_models, settings.models, settings.explained_variance
+                )
+        return self._multivariate
 
     def event_fields(self) -> EventFields:
         return EventFields(**self.fields.model_dump())

@@ -16,6 +16,17 @@ class WindowSettings(Strict):
     )
 
 
+class MultivariateSettings(Strict):
+    """Each selected model's events projected on a PCA of its reference: `multivariate:reconstruction`."""
+
+    models: str = Field(
+        "*", description="glob on the model ids that get the signal (those whose profile has joint moments)"
+    )
+    explained_variance: float = Field(
+        0.65, gt=0, lt=1, description="the principal components kept explain at least this share"
+    )
+
+
 class ReferenceSettings(Strict):
     """Tumbling windows of each profiled model's values, each compared with the profile when it closes."""
 
@@ -23,7 +34,11 @@ class ReferenceSettings(Strict):
         description="the profile's JSON file (`streamdrift profile build`), relative to this file"
     )
     models: str = Field("*", description="glob on the model ids that get windows (those in the profile)")
-    window: WindowSettings = Field(description="`events: N` or `seconds: S`")
+    window: WindowSettings | None = Field(
+        None,
+        description="`events: N` or `seconds: S`; absent: no windows (the profile then serves the budget and "
+        "multivariate only)",
+    )
     numeric: dict[str, float] = Field(
         default_factory=lambda: {"psi": 0.2},
         description="tests of numeric signals and their thresholds: psi, jensen_shannon, wasserstein",
@@ -38,12 +53,17 @@ class ReferenceSettings(Strict):
         "compared with the segment's own reference (the profile must be built with them)",
     )
 
+    multivariate: MultivariateSettings | None = None
+
     @model_validator(mode="after")
     def _a_policy_that_works(self) -> ReferenceSettings:
         self.policy()
         return self
 
-    def policy(self) -> WindowPolicy:
+    def policy(self) -> WindowPolicy | None:
+        """The windows' policy; None without `window`."""
+        if self.window is None:
+            return None
         return WindowPolicy(
             events=self.window.events, seconds=self.window.seconds,
             numeric=dict(self.numeric), categorical=dict(self.categorical),

@@ -134,6 +134,11 @@ class DefaultSettings(Strict):
         description="quality:out_of_range, 1 for an event with a value out of its bounds (quality.ranges, "
         "or learned); off by default: a shifted feature already alerts on feature:<name>",
     )
+    multivariate: SignalSettings = Field(
+        SignalSettings(),
+        description="multivariate:reconstruction, each event's PCA reconstruction error, for the models "
+        "reference.multivariate selects",
+    )
 
 
 class ModelSettings(Strict):
@@ -146,6 +151,7 @@ class ModelSettings(Strict):
     categorical: SignalOverride | None = None
     type_mismatch: SignalOverride | None = None
     out_of_range: SignalOverride | None = None
+    multivariate: SignalOverride | None = None
 
     def rule(self) -> ModelRule:
         signals: dict[SignalKind, PolicyOverride] = {}

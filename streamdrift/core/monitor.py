@@ -8,6 +8,8 @@ Signals of a model (README "Signals"; docs/ARCHITECTURE.md §3):
 - `missing:<name>`            1 when a feature this model has sent before is absent or null, else 0;
 - `quality:type_mismatch`     1 for an event with a value of the wrong type for its feature, else 0;
 - `quality:out_of_range`      1 for an event with a numeric value outside its feature's bounds (quality.py);
+- `multivariate:reconstruction` the event's error under a PCA fitted on the model's reference profile:
+                              how features move together (multivariate.py); models the config selects;
 - `prediction`                a numeric prediction, or `prediction:<class>` (one 0/1 stream per class);
 - `score`                     the model's score;
 - `error`                     when a label is known: |prediction - label| for numbers, 0/1 for classes;
@@ -39,14 +41,22 @@ from streamdrift.core.judge import Judge, Observer
 from streamdrift.core.lanes import Queue, SteadyModels, plain_values
 from streamdrift.core.output_signals import OutputSignals
 from streamdrift.core.plan import Policies
-from streamdrift.core.skips import NON_FINITE, NON_NUMERIC, NOT_BINARY, TOO_MANY_SIGNALS, TYPE_MISMATCH
+from streamdrift.core.skips import (
+    INCOMPLETE_ROW,
+    NON_FINITE,
+    NON_NUMERIC,
+    NOT_BINARY,
+    TOO_MANY_SIGNALS,
+    TYPE_MISMATCH,
+)
 from streamdrift.core.snapshot import REJECT_SHAPE, SnapshotRejected
-from streamdrift.core.tracks import ModelMonitor, export_model, restore_model
+from streamdrift.core.tracks import RECONSTRUCTION_SIGNAL, ModelMonitor, export_model, restore_model
 
 # Besides the monitor: the detector levels its observer is called with, and the skip reasons that key
 # Monitor.skipped (skips.py).
 __all__ = [
     "DRIFT",
+    "INCOMPLETE_ROW",
     "NON_FINITE",
     "NON_NUMERIC",
     "NOT_BINARY",
@@ -145,6 +155,8 @@ class Monitor:
         alerts: list[DriftAlert] = []
         out = alerts if live else []
         self._features.take(model, event, source, out)
+        if model.pca is not None:
+            self._reconstruction(model, event, source, out)
         self._outputs.take(model, event, source, alerts, live)
         if model.window.opened_at is not None:
             self._judge.close_window(model, event, source, out)
@@ -153,6 +165,20 @@ class Monitor:
                 if result.crossed:
                     self._judge.reference(model, event, source, result, out)
         return alerts
+
+    def _reconstruction(
+        self, model: ModelMonitor, event: InferenceEvent, source: RecordSource, out: list[DriftAlert]
+    ) -> None:
+        """The event's reconstruction error under its model's reference PCA: `multivariate:reconstruction`."""
+        track = model.named(RECONSTRUCTION_SIGNAL, "multivariate")
+        pca = model.pca
+        if track is None or pca is None:
+            return
+        error = pca.error(event.features)
+        if error is None:  # a feature of the PCA absent, null, or not a finite number: no row to project
+            self.skipped[INCOMPLETE_ROW] += 1
+            return
+        self._judge.feed(model, track, error, event, source, out)
 
     def process_many(
         self,

@@ -18,14 +18,17 @@ from streamdrift.core.detectors import DetectorSpec
 from streamdrift.core.labels import LabelPolicy
 from streamdrift.core.lifecycle import ModelAlertPolicy
 from streamdrift.core.model_windows import ReferencePlan
+from streamdrift.core.multivariate import Pca
 from streamdrift.core.quality import RangePolicy
 from streamdrift.core.scaling import Standardize
 
 SignalKind = Literal[
-    "features", "prediction", "score", "error", "missing", "categorical", "type_mismatch", "out_of_range"
-]
+    "features", "prediction", "score", "error", "missing", "categorical", "type_mismatch", "out_of_range",
+    "multivariate",
+]  # fmt: skip
 SIGNAL_KINDS: Final[tuple[SignalKind, ...]] = (
     "features", "prediction", "score", "error", "missing", "categorical", "type_mismatch", "out_of_range",
+    "multivariate",
 )  # fmt: skip
 
 
@@ -126,6 +129,9 @@ class Policies:
     labels: LabelPolicy | None = None  # late labels joined from a labels topic (None: inline labels only)
     reference: ReferencePlan | None = None  # windows compared with a reference profile (windows.py)
     budget: Mapping[str, BudgetRule] = field(default_factory=dict)  # by model id (budget.py)
+    # By model id: the PCA fitted on its reference, whose reconstruction error is the model's
+    # `multivariate:reconstruction` signal (multivariate.py); a model without one has no such signal.
+    multivariate: Mapping[str, Pca] = field(default_factory=dict)
 
     def muted(self, model_id: str, signal: str, at_ms: int | None) -> bool:
         return any(mute.covers(model_id, signal, at_ms) for mute in self.mutes)

@@ -6,7 +6,8 @@ with their counts, mean, standard deviation, least and greatest value, and a KLL
 DataSketches) from which the edges come, so that profiles of two periods merge as if built from both; for a
 categorical one the counts of its `top_k` most frequent values plus `other`; for both the values that were
 missing (null or absent) and of the other type (a string in a numeric feature). A signal's type is settled by
-its first non-null value, as in the service. The JSON format is documented in docs/REFERENCE.md.
+its first non-null value, as in the service. Per model also the moments of its numeric features together
+(joint.py), for a PCA. The JSON format is documented in docs/REFERENCE.md.
 
 Bin counts come from the sketch: each within its rank error of the exact count (`SKETCH_K` = 200: about
 1.3% of the values, DataSketches' figure at 99% confidence). Merged categorical counts are exact for the
@@ -28,6 +29,7 @@ import datasketches
 
 from streamdrift.core.autocorrelation import LagOne
 from streamdrift.core.event import InferenceEvent, Scalar
+from streamdrift.core.joint import JointValues
 
 FORMAT: Final = "streamdrift.profile"
 VERSION: Final = 1
@@ -207,6 +209,7 @@ class ModelValues:
     merged_span_ms: int = 0
     # Per segment feature, per value: the model's events with that value, profiled alike (model_windows.py).
     segments: dict[str, dict[str, ModelValues]] = field(default_factory=dict)
+    joint: JointValues = field(default_factory=JointValues)  # the numeric features together (joint.py)
 
     def add_event(self, event: InferenceEvent, segments: tuple[str, ...], segment: str | None = None) -> None:
         """The event's values; in a segment's values, all but the segment's own feature (one value there)."""
@@ -218,6 +221,8 @@ class ModelValues:
         for name, value in event.features.items():
             if name != segment:
                 self.add(f"feature:{name}", value)
+        if segment is None:  # a segment's events are its model's: no moments of their own
+            self.joint.add(event.features)
         self.add("prediction", event.prediction)
         self.add("score", event.score)
         for feature in segments:
@@ -253,6 +258,7 @@ class ModelValues:
     def merge(self, other: ModelValues) -> None:
         self.events += other.events
         self.merged_span_ms += other.span_ms
+        self.joint.merge(other.joint)
         for name, signal in other.signals.items():
             if name in self.signals:
                 self.signals[name].merge(signal)
@@ -274,6 +280,9 @@ class ModelValues:
                 for name, signal in sorted(self.signals.items())
             },
         }
+        joint = self.joint.document()
+        if joint is not None:
+            document["joint"] = joint
         if self.segments:
             document["segments"] = {
                 feature: {
@@ -296,6 +305,7 @@ class ModelValues:
                 feature: {value: cls.from_document(segment) for value, segment in by_value.items()}
                 for feature, by_value in (document.get("segments") or {}).items()
             },
+            joint=JointValues.from_document(document.get("joint")),
         )
 
 
@@ -375,4 +385,8 @@ class Profile:
                 profile.models[model_id] = ModelValues.from_document(model)
         except (KeyError, TypeError, AttributeError) as error:
             raise ProfileError(f"a profile without a field it needs ({error})") from None
+        except ProfileError:
+            raise
+        except ValueError as error:  # the joint moments (joint.py)
+            raise ProfileError(f"a profile with a field it cannot read ({error})") from None
         return profile

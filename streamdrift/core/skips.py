@@ -18,6 +18,8 @@ NON_NUMERIC: Final = "non_numeric"
 NOT_BINARY: Final = "not_binary"
 TOO_MANY_SIGNALS: Final = "too_many_signals"
 TYPE_MISMATCH: Final = "type_mismatch"
+# multivariate:reconstruction: an event without every feature of its model's PCA as a finite number.
+INCOMPLETE_ROW: Final = "incomplete_row"
 
 
 def number(raw: Scalar, skipped: Counter[str]) -> float | None:

@@ -24,6 +24,7 @@ CATEGORICAL: Final = 2
 
 TYPE_MISMATCH_SIGNAL: Final = "quality:type_mismatch"
 OUT_OF_RANGE_SIGNAL: Final = "quality:out_of_range"
+RECONSTRUCTION_SIGNAL: Final = "multivariate:reconstruction"
 
 
 class SignalTrack:
@@ -134,8 +135,8 @@ class ModelMonitor:
     """Everything streamdrift holds for one model."""
 
     __slots__ = (
-        "classes", "detectors", "events", "features", "join", "model_id", "plan", "reference", "tracks",
-        "window",
+        "classes", "detectors", "events", "features", "join", "model_id", "pca", "plan", "reference",
+        "tracks", "window",
     )  # fmt: skip
 
     def __init__(self, model_id: str, plan: ModelPlan) -> None:
@@ -143,7 +144,7 @@ class ModelMonitor:
         self.plan = plan
         self.features: dict[str, FeatureWatch] = {}
         self.classes: dict[str, SignalTrack | None] = {}
-        self.tracks: dict[str, SignalTrack | None] = {}  # prediction, score, error, quality:*
+        self.tracks: dict[str, SignalTrack | None] = {}  # prediction, score, error, quality:*, multivariate:*
         self.detectors = 0  # tracks made: read by the metrics thread without walking the dicts above
         self.events = 0  # events of this model: the clock of model-level windows
         self.window = ModelWindow()
@@ -151,6 +152,7 @@ class ModelMonitor:
         self.join = None if labels is None else LabelJoin(labels)
         reference = plan.policies.reference
         self.reference = None if reference is None else reference.window_for(model_id)
+        self.pca = plan.policies.multivariate.get(model_id)  # its reconstruction error: a signal
 
     def track(self, name: str, policy: SignalPolicy) -> SignalTrack | None:
         if not policy.enabled:
@@ -166,7 +168,8 @@ class ModelMonitor:
         yield from (t for t in self.tracks.values() if t is not None)
 
     def named(self, name: str, kind: SignalKind) -> SignalTrack | None:
-        """The model's one track of this name (prediction, score, error, quality:*), made at first use."""
+        """The model's one track of this name (prediction, score, error, quality:*, multivariate:*), made at
+        first use."""
         tracks = self.tracks
         if name not in tracks:
             tracks[name] = self.track(name, self.plan.signal(kind))
@@ -204,6 +207,7 @@ def export_model(model: ModelMonitor) -> dict[str, Any]:
 _TRACK_KINDS: Final[dict[str, SignalKind]] = {
     "prediction": "prediction", "score": "score", "error": "error",
     TYPE_MISMATCH_SIGNAL: "type_mismatch", OUT_OF_RANGE_SIGNAL: "out_of_range",
+    RECONSTRUCTION_SIGNAL: "multivariate",
 }  # fmt: skip
 
 

@@ -92,10 +92,12 @@ def reference_section(
     events: list[tuple[str, bytes]],
     window: str = "{events: 250}",
     segments: Sequence[str] = (),
+    multivariate: bool = False,
 ) -> str:
     """A `reference:` section whose profile (written to `tmp_path`, named by its absolute path) is built
     from `events`: numeric features tested by PSI and Wasserstein, categorical ones by chi-square; windows
-    per value of the `segments` features too."""
+    per value of the `segments` features too; with `multivariate`, every model's multivariate:reconstruction
+    signal."""
     decoder = EventDecoder()
     profile = Profile(bins=10, top_k=5, segments=segments)
     profile.add_all(decoder.decode(model.encode(), value) for model, value in events)
@@ -107,7 +109,7 @@ def reference_section(
   numeric: {{psi: 0.1, wasserstein: 0.15}}
   categorical: {{chi_square: 0.001}}
   segments: {orjson.dumps(list(segments)).decode()}
-"""
+""" + ("  multivariate: {}\n" if multivariate else "")
 
 
 def with_bad_records(events: list[tuple[str, bytes]], every: int) -> list[tuple[str, bytes]]:

@@ -54,8 +54,9 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     events = with_bad_records(stream(models=12, per_model=SOAK_EVENTS // 12, seed=11), every=60)
     bad = sorted(value for _model, value in events if value.startswith(b"not json"))
     # The default commit interval: transactions long enough for kills to land in most of them.
-    # With reference windows: their counts are state too, and their alerts are among those compared.
-    reference = reference_section(tmp_path, stream(models=12, per_model=2_000, seed=99))
+    # With reference windows and multivariate:reconstruction: their counts and detectors are state too, and
+    # their alerts are among those compared.
+    reference = reference_section(tmp_path, stream(models=12, per_model=2_000, seed=99), multivariate=True)
     run = prepare_run(
         bootstrap_servers,
         new_topic(partitions=2),
@@ -89,6 +90,12 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         r for r in read_all(kafka_clients, f"{run.tag}-alerts") if b'"detector":{"type":"psi"' in r.value
     ]
     assert windows, "no reference window alert: the windows' state was not exercised"
+    multivariate = [
+        r
+        for r in read_all(kafka_clients, f"{run.tag}-alerts")
+        if b'"signal":"multivariate:reconstruction"' in r.value
+    ]
+    assert multivariate, "no multivariate alert: its detectors' state was not exercised"
     dead_letters = sorted(record.value for record in read_all(kafka_clients, f"{run.tag}-dead-letter"))
     assert dead_letters == bad, f"{len(dead_letters)} dead letters for {len(bad)} bad records"
     state = final_state(kafka_clients, f"{run.tag}-state", state_key)
