@@ -5,16 +5,20 @@ that a tenth of the traffic goes to ten models whose first feature jumps back an
 episodes and the full path of a detection are part of the cost. Every signal on with River's default ADWIN,
 as the service runs by default: 19 detector updates per event. Each figure is the least process CPU time of a
 few rounds (these machines are shared; the least is the run with the least interference), per event. No
-broker involved: quick, and the measurement to watch while changing the core.
+broker involved: quick, and the measurement to watch while changing the core. Two more rows price the
+optional per-model work: `multivariate:reconstruction` (a PCA of the 8 features) and estimated performance
+(CBPE windows), each on every model, against the same batches without.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from benchmarks.events import EventShape, EventStream, Jumps
@@ -25,6 +29,7 @@ from streamdrift.config.model import StreamdriftConfig
 from streamdrift.core.alert import DriftAlert, RecordSource
 from streamdrift.core.event import EventDecoder, InferenceEvent
 from streamdrift.core.monitor import Monitor
+from streamdrift.core.performance import ReferenceSample
 from streamdrift.core.reference import Profile
 
 DEFAULT_EVENTS = 100_000
@@ -32,20 +37,33 @@ QUICK_EVENTS = 20_000
 ROUNDS = 3
 POLL_RECORDS = 2_000  # the service's default processing.max_poll_records
 TOPIC = "core-bench"
-REFERENCE_EVENTS = 20_000  # the multivariate row's reference profile: the stream's first events
+REFERENCE_EVENTS = 20_000  # the multivariate and performance rows' reference: the stream's first events
+PERFORMANCE_WINDOW = 100  # two windows per model in the reference, ten in the measured events
 
 
-def _with_multivariate(
-    config: StreamdriftConfig, reference: list[InferenceEvent], run_dir: Path
+def _with_reference(
+    config: StreamdriftConfig, reference: list[InferenceEvent], run_dir: Path, section: dict[str, Any]
 ) -> StreamdriftConfig:
-    """`config` with `reference.multivariate` on every model, its profile built from `reference`."""
+    """`config` with the `reference:` settings of `section`, its profile built from `reference`; with
+    `performance` in them, each model's CBPE reference fitted on labels drawn from its scores."""
     profile = Profile()
     profile.add_all(reference)
+    document = profile.document()
+    if "performance" in section:
+        draw = np.random.default_rng(0)
+        samples: dict[str, ReferenceSample] = {}
+        for event in reference:
+            label = int(draw.uniform() < float(event.score))  # type: ignore[arg-type]
+            samples.setdefault(event.model_id, ReferenceSample()).add(replace(event, label=label))
+        for model_id, sample in samples.items():
+            fitted = sample.fit(PERFORMANCE_WINDOW, threshold=0.5)
+            if fitted is not None:
+                document["models"][model_id]["performance"] = fitted.to_dict()
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "core-profile.json").write_bytes(orjson.dumps(profile.document()))
-    document = config.model_dump(mode="json", exclude_none=True)
-    document["reference"] = {"profile": "core-profile.json", "multivariate": {}}
-    return parse_config(orjson.dumps(document), base_dir=run_dir)
+    (run_dir / "core-profile.json").write_bytes(orjson.dumps(document))
+    settings = config.model_dump(mode="json", exclude_none=True)
+    settings["reference"] = {"profile": "core-profile.json", **section}
+    return parse_config(orjson.dumps(settings), base_dir=run_dir)
 
 
 def least_cpu_s(work: Callable[[], Any], rounds: int) -> tuple[float, Any]:
@@ -118,10 +136,13 @@ def measure(workspace: Workspace) -> Outcome:
     batched_s, batched_alerts = least_cpu_s(detect_batched, rounds)
     # The same batches with multivariate:reconstruction on every model: a PCA of its reference (the first
     # events of the stream, profiled) projects each event, one more ADWIN takes the error.
-    multivariate = _with_multivariate(
-        config, events[: min(total, REFERENCE_EVENTS)], run_dir=workspace.run_dir
-    )
+    reference = events[: min(total, REFERENCE_EVENTS)]
+    multivariate = _with_reference(config, reference, workspace.run_dir, {"multivariate": {}})
     multivariate_s, _ = least_cpu_s(lambda: detect_batched(multivariate), rounds)
+    # ... and with estimated performance (CBPE) on every model, in windows of PERFORMANCE_WINDOW events.
+    performance = {"performance": {"window_events": PERFORMANCE_WINDOW}}
+    estimating = _with_reference(config, reference, workspace.run_dir, performance)
+    performance_s, _ = least_cpu_s(lambda: detect_batched(estimating), rounds)
     if [a.to_json() for a in batched_alerts] != [a.to_json() for a in alerts]:
         raise AssertionError("batched detection published other alerts than one event at a time")
     us = 1e6 / total
@@ -139,6 +160,9 @@ def measure(workspace: Workspace) -> Outcome:
         Row(measurement="core: ... with multivariate:reconstruction on every model, per event",
             figure=f"{multivariate_s * us:.2f} µs (20 detectors, PCA of 8 features)",
             reference=f"without {batched_s * us:.2f} µs", ratio=ratio(multivariate_s, batched_s)),
+        Row(measurement="core: ... with estimated performance (CBPE) on every model, per event",
+            figure=f"{performance_s * us:.2f} µs (windows of {PERFORMANCE_WINDOW} events)",
+            reference=f"without {batched_s * us:.2f} µs", ratio=ratio(performance_s, batched_s)),
         Row(measurement="core: decoding + detection in batches",
             figure=events_per_s(total / (decode_s + batched_s)),
             reference=f"orjson.loads alone {events_per_s(total / parse_s)}",
@@ -153,5 +177,6 @@ def measure(workspace: Workspace) -> Outcome:
         "detect_batched_us_per_event": round(batched_s * us, 3),
         "alerts": len(alerts),
         "multivariate_us_per_event": round(multivariate_s * us, 3),
+        "performance_us_per_event": round(performance_s * us, 3),
     }
     return outcome

@@ -53,15 +53,15 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _run(argv: Sequence[str], what: str) -> None:
+def _run(argv: Sequence[str], what: str, error: type[Exception]) -> None:
     command = " ".join(argv)
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BenchError(f"could not {what}: `{command}`: {exc}") from exc
+        raise error(f"could not {what}: `{command}`: {exc}") from exc
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise BenchError(f"could not {what}: `{command}` exited {done.returncode}:\n{tail}")
+        raise error(f"could not {what}: `{command}` exited {done.returncode}:\n{tail}")
 
 
 def _versions(python: Path) -> dict[str, str]:
@@ -78,30 +78,30 @@ def _versions(python: Path) -> dict[str, str]:
     return versions
 
 
-def ensure_peers_venv(directory: Path, requirements: Path = REQUIREMENTS) -> PeersVenv:
-    """The venv at `directory`, built (or rebuilt) when its stamp does not match `requirements`."""
+def separate_venv(
+    directory: Path, requirements: Path, *, what: str, error: type[Exception] = BenchError
+) -> float | None:
+    """Make sure the venv at `directory` holds `requirements` (`what` names them in messages and errors):
+    built, or rebuilt when its stamp does not match the file. Returns the seconds the build took, None when
+    the venv was reused; raises `error` when it cannot be built."""
     python = directory / "bin" / "python"
     wanted = requirements_hash(requirements)
     with _locked(directory.with_name(directory.name + ".lock")):
         stamp = directory / STAMP
         if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
-            return PeersVenv(python=python, versions=_versions(python), build_seconds=None)
+            return None
         started = time.monotonic()
-        print(f"benchmarks: installing the fleet peers into {directory} (once)", file=sys.stderr)
+        print(f"installing {what} into {directory} (once)", file=sys.stderr)
         shutil.rmtree(directory, ignore_errors=True)
-        _run([sys.executable, "-m", "venv", str(directory)], "create the peers venv")
-        _run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "-r",
-                str(requirements),
-            ],
-            "install the fleet peers",
-        )
+        _run([sys.executable, "-m", "venv", str(directory)], f"create the venv of {what}", error)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        _run([*pip, "-r", str(requirements)], f"install {what}", error)
         stamp.write_text(wanted + "\n")  # last: a half-built venv is never taken for a good one
-        return PeersVenv(python=python, versions=_versions(python), build_seconds=time.monotonic() - started)
+        return time.monotonic() - started
+
+
+def ensure_peers_venv(directory: Path, requirements: Path = REQUIREMENTS) -> PeersVenv:
+    """The venv at `directory`, built (or rebuilt) when its stamp does not match `requirements`."""
+    seconds = separate_venv(directory, requirements, what="the fleet peers")
+    python = directory / "bin" / "python"
+    return PeersVenv(python=python, versions=_versions(python), build_seconds=seconds)

@@ -1,9 +1,12 @@
 """`streamdrift profile build|merge`: reference profiles (core/reference.py) from a JSONL file or a topic
-range, and the merge of profiles of two periods."""
+range, and the merge of profiles of two periods. With `reference.performance` in the config, `build` also
+fits each selected model's CBPE reference from its labelled events (core/performance.py); a merge drops
+those (an isotonic fit does not merge): build the merged period again for them."""
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,8 +16,10 @@ import orjson
 
 from streamdrift.cli.replay import topic_records
 from streamdrift.config import load_config
+from streamdrift.config.reference import PerformanceSettings
 from streamdrift.core.budget import attach_run_lengths
 from streamdrift.core.event import EventDecoder
+from streamdrift.core.performance import ReferenceSample
 from streamdrift.core.reference import DEFAULT_BINS, DEFAULT_TOP_K, Profile, ProfileError
 from streamdrift.errors import BadRecord, ConfigError
 
@@ -62,6 +67,9 @@ def _build(args: argparse.Namespace) -> int:
     else:
         segments = [] if config.reference is None else list(config.reference.segments)
     profile = Profile(models=args.models, bins=args.bins, top_k=args.top_k, segments=segments)
+    performance = None if config.reference is None else config.reference.performance
+    # Per model selected for estimated performance: its labelled events, for a CBPE reference.
+    samples: dict[str, ReferenceSample] = {}
     decoder = EventDecoder(config.event_fields(), config.event_limits())
     bad = 0
     if args.input is not None:
@@ -69,30 +77,52 @@ def _build(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ConfigError(f"--input {args.input}: no such file")
         with path.open("rb") as lines:
-            bad = _add(profile, decoder, ((None, line.rstrip(b"\r\n")) for line in lines if line.strip()))
+            records: Iterable[tuple[bytes | None, bytes | None]] = (
+                (None, line.rstrip(b"\r\n")) for line in lines if line.strip()
+            )
+            bad = _add(profile, decoder, records, samples, performance)
     else:
         from streamdrift.cli.bounds import parse_bound  # the Kafka adapter only when reading a topic
 
         start, stop = parse_bound("--from", args.start), parse_bound("--to", args.stop)
-        records = topic_records(config, args.topic, start, stop)
-        bad = _add(profile, decoder, ((record.key, record.value) for record in records))
+        read = topic_records(config, args.topic, start, stop)
+        bad = _add(profile, decoder, ((record.key, record.value) for record in read), samples, performance)
     document = profile.document()
     calibrated = 0 if config.budget is None else attach_run_lengths(document, config.budget.budget().delta)
+    estimated = 0 if performance is None else _attach_performance(document, samples, performance)
     _write(document, args.output)
     events = sum(model.events for model in profile.models.values())
     sys.stderr.write(
         f"profile: {len(profile.models)} models, {events} events, {bad} records not events"
         + (f", {calibrated} signals calibrated for the budget" if calibrated else "")
+        + (f", {estimated} models with a CBPE reference" if performance is not None else "")
         + f" -> {args.output}\n"
     )
     return 0
 
 
-def _add(
-    profile: Profile, decoder: EventDecoder, records: Iterable[tuple[bytes | None, bytes | None]]
+def _attach_performance(
+    document: dict[str, Any], samples: dict[str, ReferenceSample], settings: PerformanceSettings
 ) -> int:
-    """Feed the events to the profile; returns how many records were not events (skipped, as the service
-    dead-letters them)."""
+    """Each sampled model's CBPE reference into its profile document; returns how many got one."""
+    fitted = 0
+    for model_id, sample in samples.items():
+        reference = sample.fit(settings.window_events, settings.threshold)
+        if reference is not None and model_id in document["models"]:
+            document["models"][model_id]["performance"] = reference.to_dict()
+            fitted += 1
+    return fitted
+
+
+def _add(
+    profile: Profile,
+    decoder: EventDecoder,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    samples: dict[str, ReferenceSample],
+    performance: PerformanceSettings | None,
+) -> int:
+    """Feed the events to the profile (and those of models selected for estimated performance to their
+    samples); returns how many records were not events (skipped, as the service dead-letters them)."""
     bad = 0
     for key, value in records:
         try:
@@ -101,6 +131,11 @@ def _add(
             bad += 1
             continue
         profile.add(event)
+        if performance is not None and fnmatch.fnmatchcase(event.model_id, performance.models):
+            sample = samples.get(event.model_id)
+            if sample is None:
+                sample = samples[event.model_id] = ReferenceSample()
+            sample.add(event)
     return bad
 
 

@@ -24,7 +24,12 @@ from streamdrift.config.policies import (
     RangeSettings,
 )
 from streamdrift.config.processing import FieldSettings, LimitSettings, ProcessingSettings
-from streamdrift.config.reference import BudgetSettings, MultivariateSettings, ReferenceSettings
+from streamdrift.config.reference import (
+    BudgetSettings,
+    MultivariateSettings,
+    PerformanceSettings,
+    ReferenceSettings,
+)
 from streamdrift.config.sections import SECRET_KEYS, Strict, read_secret_files
 from streamdrift.config.signals import (
     DefaultSettings,
@@ -37,11 +42,13 @@ from streamdrift.config.signals import (
 )
 from streamdrift.config.topics import TopicSettings
 from streamdrift.core.budget import FleetBudget, plan_budget
+from streamdrift.core.cbpe import CbpeReference
 from streamdrift.core.event import EventFields, EventLimits
 from streamdrift.core.joint import MIN_ROWS, fit_profiled
 from streamdrift.core.model_windows import ReferencePlan
 from streamdrift.core.monitor import MonitorLimits
 from streamdrift.core.multivariate import Pca
+from streamdrift.core.performance import references
 from streamdrift.core.plan import SIGNAL_KINDS, Policies
 
 __all__ = [
@@ -61,6 +68,7 @@ __all__ = [
     "ModelSettings",
     "MultivariateSettings",
     "MuteSettings",
+    "PerformanceSettings",
     "ProcessingSettings",
     "QualitySettings",
     "RangeSettings",
@@ -138,6 +146,23 @@ class StreamdriftConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _performance_references(self) -> StreamdriftConfig:
+        settings = None if self.reference is None else self.reference.performance
+        if settings is None or self.reference_models is None:
+            return self
+        try:
+            found = self.performance()
+        except ValueError as error:
+            raise ValueError(f"reference.performance: {error}") from None
+        if not found:
+            raise ValueError(
+                f"reference.performance: no model of the profile matching {settings.models!r} has a CBPE "
+                "reference (`streamdrift profile build` with this config fits one per model whose events "
+                f"have a score and a label, at least {2 * settings.window_events} of them)"
+            )
+        return self
+
     def repartition_topic(self) -> str:
         return self.topics.repartition or f"{self.kafka.group_id}-repartition"
 
@@ -153,6 +178,7 @@ class StreamdriftConfig(Strict):
             labels=None if self.topics.labels is None else self.labels.policy(),
             reference=self._reference_plan(),
             multivariate=self.multivariate(),
+            performance=self.performance(),
         )
         fleet = self.fleet_budget(policies)
         return policies if fleet is None else replace(policies, budget=fleet.rules())
@@ -185,6 +211,13 @@ class StreamdriftConfig(Strict):
             models=self.reference_models, policy=policy, version=self.reference_version,
             selected=self.reference.models, segments=tuple(self.reference.segments),
         )  # fmt: skip
+
+    def performance(self) -> dict[str, CbpeReference]:
+        """Per selected model whose profile has a CBPE reference: that reference."""
+        settings = None if self.reference is None else self.reference.performance
+        if settings is None or self.reference_models is None:
+            return {}
+        return references(self.reference_models, settings.models, settings.window_events)
 
     def multivariate(self) -> dict[str, Pca]:
         """Per selected model with joint moments in the profile: its PCA (fitted once, then kept)."""

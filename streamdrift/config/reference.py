@@ -27,6 +27,20 @@ class MultivariateSettings(Strict):
     )
 
 
+class PerformanceSettings(Strict):
+    """Estimated performance (CBPE) of binary classifiers, per window of each selected model's events."""
+
+    models: str = Field(
+        "*", description="glob on the model ids that get windows (those whose profile has one)"
+    )
+    window_events: int = Field(
+        1000, ge=10, description="events per window; `profile build` fits the reference for this size"
+    )
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="an event without a 0/1 prediction is predicted positive at this score"
+    )
+
+
 class ReferenceSettings(Strict):
     """Tumbling windows of each profiled model's values, each compared with the profile when it closes."""
 
@@ -54,6 +68,7 @@ class ReferenceSettings(Strict):
     )
 
     multivariate: MultivariateSettings | None = None
+    performance: PerformanceSettings | None = None
 
     @model_validator(mode="after")
     def _a_policy_that_works(self) -> ReferenceSettings:

@@ -18,7 +18,8 @@ Each estimate carries a 95% band of the realized metric given p: for accuracy th
 a sum of independent Bernoulli(q_i), q_i = p_i if ŷ_i = 1 else 1 - p_i; for the others the 2.5/97.5
 percentiles of the metric over labels drawn y ~ Bernoulli(p), seeded by the caller so replays reproduce
 them. Apart from that, the reference gives each metric a band of its *estimate*, the mean ± 3 standard
-deviations over its consecutive complete windows, clipped to [0, 1]: an estimate outside it is the alert.
+deviations over `BAND_WINDOWS` windows drawn from it with replacement, clipped to [0, 1]: an estimate outside
+it is the alert.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ METRICS: Final = ("accuracy", "precision", "recall", "f1", "roc_auc")
 Z_95: Final = 1.96
 MONTE_CARLO_DRAWS: Final = 200
 REFERENCE_STDS: Final = 3.0  # the reference band of an estimate: mean ± this many standard deviations
+BAND_WINDOWS: Final = 100  # windows drawn from the reference for that band (Monte-Carlo error of its std ~7%)
+BAND_SEED: Final = 0  # drawn the same way every time: a profile built twice is the same profile
 DRAWN_VALUES_PER_BATCH: Final = 2_000_000  # bounds the memory of the Monte-Carlo labels of a large window
 REFERENCE_FORMAT: Final = "streamdrift.cbpe-reference"
 WINDOW_FORMAT: Final = "streamdrift.cbpe-window"
@@ -270,8 +273,11 @@ class CbpeReference:
             )
         calibration = Calibration.fit(s, labels)
         p = calibration(s)
-        spans = [slice(i, i + window_events) for i in range(0, windows * window_events, window_events)]
-        estimates = [estimate(p[span], predicted[span], s[span]) for span in spans]
+        # Windows drawn from the reference with replacement: the spread of a window's estimate under the
+        # reference's distribution, as steady with a short reference as a long one (its few consecutive
+        # windows would give a standard deviation too noisy for a 3-sigma band).
+        draws = np.random.default_rng(BAND_SEED).integers(0, s.size, size=(BAND_WINDOWS, window_events))
+        estimates = [estimate(p[take], predicted[take], s[take]) for take in draws]
         bands = {name: _reference_band(np.array([e[name] for e in estimates])) for name in METRICS}
         kept = float(threshold) if predictions is None else None
         return cls(calibration=calibration, threshold=kept, window_events=window_events, bands=bands)

@@ -2,18 +2,22 @@
 
 Every signal's values reach their detector through `Judge.feed`; the signal kinds (feature_signals.py,
 output_signals.py) decide which values a signal takes, this module what each one the detector took means.
-Alerts that no River detector makes (a new category, a model-level alert) are built here too (`one_off`).
+Alerts that no River detector makes (a new category, a model-level alert, a reference or performance window)
+are built here too (`one_off`).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from streamdrift.core.alert import AlertLevel, DriftAlert, RecordSource, alert_id, format_time
+from streamdrift.core.cbpe import CbpeReference
 from streamdrift.core.detectors import DRIFT, NO_CHANGE
 from streamdrift.core.event import InferenceEvent
+from streamdrift.core.performance import ClosedWindow
 from streamdrift.core.plan import Policies
 from streamdrift.core.skips import NOT_BINARY
 from streamdrift.core.tracks import ModelMonitor, SignalTrack
@@ -236,6 +240,32 @@ class Judge:
             )
         )
 
+    def performance(
+        self,
+        model: ModelMonitor,
+        event: InferenceEvent,
+        source: RecordSource,
+        window: ClosedWindow,
+        reference: CbpeReference,
+        alerts: list[DriftAlert],
+    ) -> None:
+        """A closed performance window: one `estimated:<metric>` alert per estimate outside its reference's
+        band (performance.py)."""
+        params = {"window": {"events": reference.window_events}, "threshold": reference.threshold}
+        for name, estimate in window.estimates.items():
+            if not window.left_band[name]:
+                continue
+            band = reference.bands[name]
+            stats = {
+                "estimate": estimate.value, "low": estimate.low, "high": estimate.high,
+                "reference_band": [band.low, band.high], "window": window.ordinal, "events": window.events,
+                "realized": None if window.realized is None else _number_or_none(window.realized[name]),
+            }  # fmt: skip
+            self.one_off(
+                model, f"estimated:{name}", event, source, alerts,
+                detector=("cbpe", params), observations=window.events, stats=stats,
+            )  # fmt: skip
+
     def reference(
         self,
         model: ModelMonitor,
@@ -266,3 +296,8 @@ class Judge:
             detector=(result.test, plan.params(result.threshold)), observations=result.values, stats=stats,
             id_key=id_key,
         )  # fmt: skip
+
+
+def _number_or_none(value: float) -> float | None:
+    """A metric for the alert's JSON: null where it is undefined (NaN)."""
+    return None if math.isnan(value) else value

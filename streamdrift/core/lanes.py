@@ -112,7 +112,7 @@ def steady(model: ModelMonitor) -> Steady | None:
         return None
     if model.reference is not None:  # every event counts in the reference window: the full path
         return None
-    if model.pca is not None:  # its reconstruction error is worked out per event on the full path
+    if model.pca is not None or model.performance is not None:  # per event work of their own: the full path
         return None
     tracks = model.tracks
     if TYPE_MISMATCH_SIGNAL not in tracks:

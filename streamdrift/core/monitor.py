@@ -10,6 +10,8 @@ Signals of a model (README "Signals"; docs/ARCHITECTURE.md §3):
 - `quality:out_of_range`      1 for an event with a numeric value outside its feature's bounds (quality.py);
 - `multivariate:reconstruction` the event's error under a PCA fitted on the model's reference profile:
                               how features move together (multivariate.py); models the config selects;
+- `estimated:<metric>`        a performance window's estimate (CBPE) outside its reference band
+                              (performance.py); models the config selects;
 - `prediction`                a numeric prediction, or `prediction:<class>` (one 0/1 stream per class);
 - `score`                     the model's score;
 - `error`                     when a label is known: |prediction - label| for numbers, 0/1 for classes;
@@ -106,6 +108,10 @@ class Monitor:
         self.labels: Counter[str] = Counter()  # the late-label join's outcomes (labels.py)
         self.label_delays_ms: list[int] = []  # delays of joined labels; the caller drains it
         self.dirty: set[str] = set()  # models changed since the caller last cleared this (checkpoints)
+        # Per model, its latest closed performance window's estimated and realized metrics (performance.py):
+        # replaced whole, never changed in place, for the metrics thread to read.
+        self.estimated: dict[str, dict[str, float]] = {}
+        self.realized: dict[str, dict[str, float]] = {}
         # The judge holds the policies and the counters it shares with the signal kinds.
         self._judge = Judge(policies, config_version, self.skipped, self.suppressed)
         self._features = FeatureSignals(self._judge, max_features=self.limits.max_features_per_model)
@@ -158,6 +164,8 @@ class Monitor:
         if model.pca is not None:
             self._reconstruction(model, event, source, out)
         self._outputs.take(model, event, source, alerts, live)
+        if model.performance is not None:
+            self._performance(model, event, source, out)
         if model.window.opened_at is not None:
             self._judge.close_window(model, event, source, out)
         if model.reference is not None:
@@ -179,6 +187,21 @@ class Monitor:
             self.skipped[INCOMPLETE_ROW] += 1
             return
         self._judge.feed(model, track, error, event, source, out)
+
+    def _performance(
+        self, model: ModelMonitor, event: InferenceEvent, source: RecordSource, out: list[DriftAlert]
+    ) -> None:
+        """The event in its model's performance window; a window it closes publishes its estimates."""
+        watch = model.performance
+        assert watch is not None
+        outcome = watch.add(model.model_id, event)
+        if isinstance(outcome, str):
+            self.skipped[f"performance_{outcome}"] += 1
+        elif outcome is not None:
+            self.estimated[model.model_id] = {name: e.value for name, e in outcome.estimates.items()}
+            if outcome.realized is not None:
+                self.realized[model.model_id] = dict(outcome.realized)
+            self._judge.performance(model, event, source, outcome, watch.reference, out)
 
     def process_many(
         self,
@@ -243,6 +266,8 @@ class Monitor:
             self.label_delays_ms.append(delay)
         alerts: list[DriftAlert] = []
         self._outputs.errors(model, join.release(live), alerts)
+        if model.performance is not None and (realized := model.performance.late_label(event_id, label)):
+            self.realized[model_id] = realized  # a closed window's realized metrics, its labels all in
         return alerts
 
     def label_position(self, model_id: str) -> int | None:
@@ -294,3 +319,5 @@ class Monitor:
         self.models.pop(model_id, None)
         self._steady.forget(model_id)
         self.dirty.discard(model_id)
+        self.estimated.pop(model_id, None)
+        self.realized.pop(model_id, None)

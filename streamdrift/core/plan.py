@@ -14,6 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Final, Literal
 
 from streamdrift.core.categorical import CategoricalPolicy
+from streamdrift.core.cbpe import CbpeReference
 from streamdrift.core.detectors import DetectorSpec
 from streamdrift.core.labels import LabelPolicy
 from streamdrift.core.lifecycle import ModelAlertPolicy
@@ -132,6 +133,8 @@ class Policies:
     # By model id: the PCA fitted on its reference, whose reconstruction error is the model's
     # `multivariate:reconstruction` signal (multivariate.py); a model without one has no such signal.
     multivariate: Mapping[str, Pca] = field(default_factory=dict)
+    # By model id: the CBPE reference of its estimated performance windows (performance.py).
+    performance: Mapping[str, CbpeReference] = field(default_factory=dict)
 
     def muted(self, model_id: str, signal: str, at_ms: int | None) -> bool:
         return any(mute.covers(model_id, signal, at_ms) for mute in self.mutes)

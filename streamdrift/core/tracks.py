@@ -13,6 +13,7 @@ from streamdrift.core.categorical import CategoryProfile
 from streamdrift.core.detectors import Detector
 from streamdrift.core.labels import LabelJoin
 from streamdrift.core.lifecycle import ModelWindow
+from streamdrift.core.performance import PerformanceWatch
 from streamdrift.core.plan import ModelPlan, SignalKind, SignalPolicy
 from streamdrift.core.quality import FeatureRange
 from streamdrift.core.scaling import Scaler
@@ -135,8 +136,8 @@ class ModelMonitor:
     """Everything streamdrift holds for one model."""
 
     __slots__ = (
-        "classes", "detectors", "events", "features", "join", "model_id", "pca", "plan", "reference",
-        "tracks", "window",
+        "classes", "detectors", "events", "features", "join", "model_id", "pca", "performance", "plan",
+        "reference", "tracks", "window",
     )  # fmt: skip
 
     def __init__(self, model_id: str, plan: ModelPlan) -> None:
@@ -153,6 +154,8 @@ class ModelMonitor:
         reference = plan.policies.reference
         self.reference = None if reference is None else reference.window_for(model_id)
         self.pca = plan.policies.multivariate.get(model_id)  # its reconstruction error: a signal
+        performance = plan.policies.performance.get(model_id)
+        self.performance = None if performance is None else PerformanceWatch(performance)
 
     def track(self, name: str, policy: SignalPolicy) -> SignalTrack | None:
         if not policy.enabled:
@@ -200,6 +203,7 @@ def export_model(model: ModelMonitor) -> dict[str, Any]:
         "model_window": model.window.export(),
         "join": None if model.join is None else model.join.export(),
         "reference": None if model.reference is None else model.reference.export(),
+        "performance": None if model.performance is None else model.performance.export(),
     }
 
 
@@ -264,4 +268,7 @@ def restore_model(model: ModelMonitor, state: dict[str, Any]) -> int:
     saved_window = state.get("reference")
     if model.reference is not None and saved_window is not None:
         model.reference.restore(saved_window)  # another profile's window is not taken over: it starts anew
+    saved_performance = state.get("performance")
+    if model.performance is not None and saved_performance is not None:
+        model.performance.restore(saved_performance)
     return fresh

@@ -115,6 +115,7 @@ class ServiceCollector(Collector):
             "streamdrift_labels_pending", "Predictions waiting for their label (or behind one that is)",
             sum(len(model.join.queue) for model in list(monitor.models.values()) if model.join is not None),
         )  # fmt: skip
+        yield from _performance(monitor)
         yield total("streamdrift_snapshots", "Model snapshots written", totals.get("snapshots", 0))
         yield total(
             "streamdrift_snapshot_bytes", "Bytes of model snapshots written", totals.get("snapshot_bytes", 0)
@@ -155,3 +156,19 @@ class ServiceCollector(Collector):
         for (topic, partition), behind in sorted(dict(counters.lag).items()):
             lag.add_metric([topic, str(partition)], behind)
         yield lag
+
+
+def _performance(monitor: Monitor) -> Iterator[GaugeMetricFamily]:
+    """Per model of `reference.performance`, its latest closed window's estimated and realized metrics.
+    The monitor replaces a model's metrics whole, so copies of its dicts are consistent ones."""
+    for name, doc, values in (
+        ("streamdrift_estimated_performance", "The latest closed window's estimated (CBPE) metric",
+         dict(monitor.estimated)),
+        ("streamdrift_realized_performance",
+         "The latest closed window's realized metric (every event labelled)", dict(monitor.realized)),
+    ):  # fmt: skip
+        family = GaugeMetricFamily(name, doc, labels=["model_id", "metric"])
+        for model_id, metrics in sorted(values.items()):
+            for metric, value in metrics.items():
+                family.add_metric([model_id, metric], value)
+        yield family

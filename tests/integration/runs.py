@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from streamdrift.core.alert import RecordSource
 from streamdrift.core.detectors import RIVER_VERSION
 from streamdrift.core.event import EventDecoder
 from streamdrift.core.monitor import Monitor
+from streamdrift.core.performance import ReferenceSample
 from streamdrift.core.reference import Profile
 from streamdrift.core.snapshot import decode_snapshot
 from streamdrift.errors import BadRecord
@@ -93,23 +94,44 @@ def reference_section(
     window: str = "{events: 250}",
     segments: Sequence[str] = (),
     multivariate: bool = False,
+    performance_window: int | None = None,
 ) -> str:
     """A `reference:` section whose profile (written to `tmp_path`, named by its absolute path) is built
     from `events`: numeric features tested by PSI and Wasserstein, categorical ones by chi-square; windows
     per value of the `segments` features too; with `multivariate`, every model's multivariate:reconstruction
-    signal."""
+    signal; with `performance_window`, every model's estimated performance in windows of that many events,
+    its reference fitted on labels drawn from each event's score (a calibrated score, by construction)."""
     decoder = EventDecoder()
     profile = Profile(bins=10, top_k=5, segments=segments)
-    profile.add_all(decoder.decode(model.encode(), value) for model, value in events)
+    decoded = [decoder.decode(model.encode(), value) for model, value in events]
+    profile.add_all(decoded)
+    document = profile.document()
+    if performance_window is not None:
+        draw = np.random.default_rng(len(events))
+        samples: dict[str, ReferenceSample] = {}
+        for event in decoded:
+            label = int(draw.uniform() < float(event.score))  # type: ignore[arg-type]
+            samples.setdefault(event.model_id, ReferenceSample()).add(replace(event, label=label))
+        for model_id, sample in samples.items():
+            fitted = sample.fit(performance_window, threshold=0.3)
+            assert fitted is not None, (
+                f"{model_id}: too few reference events for windows of {performance_window}"
+            )
+            document["models"][model_id]["performance"] = fitted.to_dict()
     path = tmp_path / "reference-profile.json"
-    path.write_bytes(orjson.dumps(profile.document()))
-    return f"""reference:
+    path.write_bytes(orjson.dumps(document))
+    performance = f"  performance: {{window_events: {performance_window}, threshold: 0.3}}\n"
+    return (
+        f"""reference:
   profile: "{path}"
   window: {window}
   numeric: {{psi: 0.1, wasserstein: 0.15}}
   categorical: {{chi_square: 0.001}}
   segments: {orjson.dumps(list(segments)).decode()}
-""" + ("  multivariate: {}\n" if multivariate else "")
+"""
+        + ("  multivariate: {}\n" if multivariate else "")
+        + (performance if performance_window else "")
+    )
 
 
 def with_bad_records(events: list[tuple[str, bytes]], every: int) -> list[tuple[str, bytes]]:

@@ -54,9 +54,11 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     events = with_bad_records(stream(models=12, per_model=SOAK_EVENTS // 12, seed=11), every=60)
     bad = sorted(value for _model, value in events if value.startswith(b"not json"))
     # The default commit interval: transactions long enough for kills to land in most of them.
-    # With reference windows and multivariate:reconstruction: their counts and detectors are state too, and
-    # their alerts are among those compared.
-    reference = reference_section(tmp_path, stream(models=12, per_model=2_000, seed=99), multivariate=True)
+    # With reference windows, multivariate:reconstruction and estimated performance: their counts, detectors
+    # and windows are state too, and their alerts are among those compared.
+    reference = reference_section(
+        tmp_path, stream(models=12, per_model=2_000, seed=99), multivariate=True, performance_window=250
+    )
     run = prepare_run(
         bootstrap_servers,
         new_topic(partitions=2),
@@ -102,6 +104,9 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert sorted(state) == sorted(monitor.models)
     for model_id in monitor.models:
         assert state[model_id] == pickle.dumps(monitor.export_model(model_id)), model_id
+    performance = [monitor.export_model(model_id)["performance"] for model_id in monitor.models]
+    # The open window's ordinal: how many windows of the model closed.
+    assert all(p is not None and p["open_window"][0] > 0 for p in performance), "no performance window closed"
     log = service.log_events()
     assert len([e for e in log if e.get("event") == "state restored"]) >= SOAK_KILLS
     # Restarts between snapshots re-read input to bring detectors up to date: that path was taken.

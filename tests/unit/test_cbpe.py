@@ -244,16 +244,19 @@ def test_calibration_is_the_isotonic_fit(events: list[tuple[int, int]]) -> None:
 # ---- the reference ----
 
 
-def test_reference_bands_are_three_deviations_of_the_chunk_estimates() -> None:
-    sample = synthetic(np.random.default_rng(5), 4 * WINDOW + 123, 0.0)  # the incomplete tail is left out
+def test_reference_bands_are_three_deviations_of_a_windows_estimate() -> None:
+    """A window of W events drawn from the reference has an accuracy estimate that is the mean of W draws of
+    q (each event's probability of being right): its standard deviation is std(q) / sqrt(W)."""
+    sample = synthetic(np.random.default_rng(5), 4 * WINDOW + 123, 0.0)
     reference = CbpeReference.fit(sample.scores, sample.labels, window_events=WINDOW)
     assert reference.threshold == 0.5
     p = reference.calibration(sample.scores)
-    correct = np.where(sample.predictions == 1, p, 1 - p)[: 4 * WINDOW].reshape(4, WINDOW).mean(axis=1)
-    low, high = correct.mean() - 3 * correct.std(), correct.mean() + 3 * correct.std()
+    q = np.where(sample.predictions == 1, p, 1 - p)
+    sigma = q.std() / np.sqrt(WINDOW)
     band = reference.bands["accuracy"]
-    assert (band.low, band.high) == pytest.approx((max(0, low), min(1, high)))
-    assert reference.bands["accuracy"].excludes(high + 1e-9) and not band.excludes(correct.mean())
+    assert (band.low + band.high) / 2 == pytest.approx(q.mean(), abs=0.5 * sigma)
+    assert (band.high - band.low) / 2 == pytest.approx(3 * sigma, rel=0.25)
+    assert band.excludes(band.high + 1e-9) and not band.excludes(q.mean())
 
 
 def test_a_reference_needs_two_windows() -> None:

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.peers_venv import STAMP
 from streamdrift.core.cbpe import METRICS, CbpeReference
-from tests.oracles.nannyml_venv import STAMP, OracleVenvError, ensure_nannyml_venv
+from tests.oracles.nannyml_venv import OracleVenvError, ensure_nannyml_venv
 from tests.unit.test_cbpe import close_window, synthetic
 
 SCRIPT = Path(__file__).resolve().parents[1] / "oracles" / "nannyml_cbpe.py"
