@@ -141,8 +141,8 @@ class StreamdriftConfig(Strict):
         if not fitted:
             raise ValueError(
                 f"reference.multivariate: no model of the profile matching {settings.models!r} has joint "
-                f"moments of {MIN_ROWS} events or more (build the profile again with this version: "
-                "`streamdrift profile build`)"
+                f"moments of {MIN_ROWS} events or more over two features that vary (a profile built before "
+                "this version has none: `streamdrift profile build` again)"
             )
         return self
 
