@@ -321,6 +321,7 @@ def kill_repeatedly(
     view: BrokerView,
     *,
     transactional: bool = True,
+    landed_share: float = 0.5,
 ) -> list[Kill]:
     """`kill -9` the service `kills` times while it has work in flight and input is still arriving, restarting
     it each time. `committed()` is the sum of the committed offsets of the input `view` watches; `total`, of
@@ -333,8 +334,8 @@ def kill_repeatedly(
     previous look, a few milliseconds before), else at a record just written to one (its high watermark grew
     since the previous look). With `transactional`, after each kill: whether the transactions seen open
     before it are still open (the same last stable offsets), and once the restarted service has fenced the
-    killed one's producer, whether the broker aborted them; at least half the kills must have landed in a
-    transaction that was open, then aborted.
+    killed one's producer, whether the broker aborted them; at least `landed_share` of the kills (half, by
+    default) must have landed in a transaction that was open, then aborted.
     """
     rng = random.Random(kills)
     done: list[Kill] = []
@@ -368,7 +369,7 @@ def kill_repeatedly(
         print(
             f"{len(landed)} of {kills} kills landed in an open transaction; open partitions: {dict(topics)}"
         )
-        assert 2 * len(landed) >= kills, (
+        assert len(landed) >= landed_share * kills, (
             f"only {len(landed)} of {kills} kills landed in an open transaction: {done}"
         )
     return done

@@ -120,7 +120,12 @@ def test_repartition_mode_gives_unkeyed_input_the_alerts_keyed_input_gets(
     # it after the last kill, at once (a burst: test_a_burst_of_live_input_... checks that alone).
     with PacedProducer(kafka_clients, chunks, seconds=12.0 * KILLS, hold_last=True) as producer:
         unkeyed_service.start()
-        kill_repeatedly(unkeyed_service, forwarded_so_far, len(events), KILLS, (0.2, 1.5), view)
+        # A third, not half: a forwarding interval's transaction is short and often holds no alert, so an
+        # aimed kill finds it committed between the look that saw it open and the kill more often than
+        # elsewhere (2 of 6 landed in one clean-clone run on librdkafka).
+        kill_repeatedly(
+            unkeyed_service, forwarded_so_far, len(events), KILLS, (0.2, 1.5), view, landed_share=1 / 3
+        )
         producer.hurry()
 
     wait_for_everything_processed(kafka_admin, kafka_clients, unkeyed, len(events))
