@@ -46,7 +46,6 @@ BAND_WINDOWS: Final = 100  # windows drawn from the reference for that band (Mon
 BAND_SEED: Final = 0  # drawn the same way every time: a profile built twice is the same profile
 DRAWN_VALUES_PER_BATCH: Final = 2_000_000  # bounds the memory of the Monte-Carlo labels of a large window
 REFERENCE_FORMAT: Final = "streamdrift.cbpe-reference"
-WINDOW_FORMAT: Final = "streamdrift.cbpe-window"
 VERSION: Final = 1
 
 
@@ -343,64 +342,3 @@ def _bands_from(document: object) -> dict[str, Band]:
             raise ValueError(f"cbpe reference: band {name!r} needs 0 <= low <= high <= 1, got {dict(band)!r}")
         bands[name] = Band(low, high)
     return bands
-
-
-@dataclass(frozen=True, slots=True)
-class WindowEstimate:
-    """A closed window: each metric's estimate and whether it left the reference band."""
-
-    events: int
-    estimates: Mapping[str, Estimate]
-    left_band: Mapping[str, bool]
-
-
-class CbpeWindow:
-    """One window's events, added one at a time until `close` estimates them and starts the next window."""
-
-    __slots__ = ("_predictions", "_scores")
-
-    def __init__(self) -> None:
-        self._scores: list[float] = []
-        self._predictions: list[int | None] = []  # None: derived from the score by the reference's threshold
-
-    def __len__(self) -> int:
-        return len(self._scores)
-
-    def add(self, score: float, prediction: bool | int | None = None) -> None:
-        if not _is_finite_number(score):
-            raise ValueError(f"a score must be a finite number, got {score!r}")
-        if prediction is not None and prediction not in (0, 1):
-            raise ValueError(f"a prediction must be 0/1 or bool (binary classification), got {prediction!r}")
-        self._scores.append(float(score))
-        self._predictions.append(None if prediction is None else int(prediction))
-
-    def close(self, reference: CbpeReference, seed: int) -> WindowEstimate:
-        """Estimate the window's metrics with their bands (seeded: a replay gives the same), then empty it."""
-        scores = np.asarray(self._scores, dtype=np.float64)
-        predicted = self._predicted(reference, scores)
-        estimates = estimate_with_bands(reference.calibration(scores), predicted, scores, seed)
-        left = {name: reference.bands[name].excludes(e.value) for name, e in estimates.items()}
-        self._scores, self._predictions = [], []
-        return WindowEstimate(events=scores.size, estimates=estimates, left_band=left)
-
-    def _predicted(self, reference: CbpeReference, scores: Floats) -> Bools:
-        carried = np.array([-1 if p is None else p for p in self._predictions], dtype=np.int8)
-        if (carried < 0).any() and reference.threshold is None:
-            raise ValueError("events without a predicted class need a reference fitted with a threshold")
-        return np.where(carried < 0, scores >= (reference.threshold or 0.0), carried == 1)
-
-    def to_state(self) -> dict[str, object]:
-        state = {"scores": list(self._scores), "predictions": list(self._predictions)}
-        return {"format": WINDOW_FORMAT, "version": VERSION} | state
-
-    @classmethod
-    def from_state(cls, state: object) -> CbpeWindow:
-        keys = {"format", "version", "scores", "predictions"}
-        fields = _checked_header(state, WINDOW_FORMAT, keys, "cbpe window")
-        scores, predictions = _numbers(fields["scores"], "cbpe window: 'scores'"), fields["predictions"]
-        if not isinstance(predictions, list) or len(predictions) != len(scores):
-            raise ValueError("cbpe window: 'predictions' must be a list as long as 'scores'")
-        window = cls()
-        for score, prediction in zip(scores, predictions, strict=True):
-            window.add(score, prediction)  # raises on a prediction that is not 0, 1 or null
-        return window

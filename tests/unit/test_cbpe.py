@@ -23,7 +23,7 @@ from streamdrift.core.cbpe import (
     METRICS,
     Calibration,
     CbpeReference,
-    CbpeWindow,
+    Estimate,
     estimate,
     estimate_with_bands,
     realized,
@@ -52,11 +52,17 @@ def synthetic(rng: np.random.Generator, n: int, mu: float, *, b: float = B, squa
     return Sample(scores, labels, (scores >= 0.5).astype(int))
 
 
-def close_window(reference: CbpeReference, sample: Sample, seed: int):
-    window = CbpeWindow()
-    for score, prediction in zip(sample.scores.tolist(), sample.predictions.tolist(), strict=True):
-        window.add(score, prediction)
-    return window.close(reference, seed)
+@dataclass(frozen=True)
+class Closed:
+    estimates: dict[str, Estimate]
+    left_band: dict[str, bool]
+
+
+def close_window(reference: CbpeReference, sample: Sample, seed: int) -> Closed:
+    """A window's estimates and band checks, as the service's window makes them (core/performance.py)."""
+    scores = sample.scores
+    estimates = estimate_with_bands(reference.calibration(scores), sample.predictions, scores, seed)
+    return Closed(estimates, {name: reference.bands[name].excludes(e.value) for name, e in estimates.items()})
 
 
 def accuracy_band_hits(seeds: int, windows: tuple[tuple[float, float], ...]) -> tuple[int, int]:
@@ -205,8 +211,6 @@ def test_multiclass_is_refused() -> None:
         realized([0, 1, 2], [0, 1, 1], [0.1, 0.5, 0.9])
     with pytest.raises(ValueError, match="binary"):
         Calibration.fit([0.1, 0.5, 0.9], [0, 1, 2])
-    with pytest.raises(ValueError, match="binary"):
-        CbpeWindow().add(0.5, 2)
 
 
 # ---- calibration: a brute-force isotonic fit ----
@@ -325,57 +329,9 @@ def test_malformed_references_are_refused_precisely(document: object, message: s
 # ---- the window ----
 
 
-def test_window_state_round_trips_and_closes_the_same() -> None:
-    reference = reference_fixture()
-    sample = synthetic(np.random.default_rng(4), 400, 0.8)
-    window = CbpeWindow()
-    events = zip(sample.scores.tolist(), sample.predictions.tolist(), strict=True)
-    for i, (score, prediction) in enumerate(events):
-        window.add(score, prediction if i % 2 else None)  # None: derived from the reference's threshold
-    restored = CbpeWindow.from_state(json.loads(json.dumps(window.to_state(), allow_nan=False)))
-    assert restored.to_state() == window.to_state() and len(restored) == 400
-    closed = window.close(reference, seed=5)
-    assert restored.close(reference, seed=5) == closed
-    assert closed == close_window(reference, sample, seed=5)  # derived predictions are score >= 0.5
-    assert len(window) == 0 and closed.events == 400
-
-
 def test_window_leaves_the_band_under_strong_covariate_shift() -> None:
     reference = reference_fixture()
     closed = close_window(reference, synthetic(np.random.default_rng(8), 500, 2.5), seed=1)
     assert closed.left_band["accuracy"] and closed.left_band["recall"]
     calm = close_window(reference, synthetic(np.random.default_rng(8), 500, 0.0), seed=1)
     assert not any(calm.left_band.values())
-
-
-def test_window_without_predictions_needs_a_threshold() -> None:
-    window = CbpeWindow()
-    window.add(0.7)
-    with pytest.raises(ValueError, match="need a reference fitted with a threshold"):
-        window.close(reference_fixture(predictions=True), seed=0)
-    with pytest.raises(ValueError, match="empty window"):
-        CbpeWindow().close(reference_fixture(), seed=0)
-
-
-@pytest.mark.parametrize(
-    ("state", "message"),
-    [
-        ({"format": "streamdrift.cbpe-window", "version": 1, "scores": [0.1]}, "keys must be"),
-        ({"format": "streamdrift.cbpe-reference", "version": 1}, "is not 'streamdrift.cbpe-window'"),
-        (
-            {"format": "streamdrift.cbpe-window", "version": 1, "scores": [0.1], "predictions": []},
-            "as long as 'scores'",
-        ),
-        (
-            {"format": "streamdrift.cbpe-window", "version": 1, "scores": [None], "predictions": [1]},
-            "'scores' must be a list of finite numbers",
-        ),
-        (
-            {"format": "streamdrift.cbpe-window", "version": 1, "scores": [0.1], "predictions": [3]},
-            "0/1 or bool",
-        ),
-    ],
-)
-def test_malformed_window_states_are_refused(state: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        CbpeWindow.from_state(state)
