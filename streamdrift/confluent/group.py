@@ -93,6 +93,7 @@ class ConfluentGroupConsumer(ConsumerBase):
         self._handler: RebalanceHandler | None = None
         self._closing = False
         self._rejoined_after_fence_at: float | None = None  # time.monotonic()
+        self._rejoined_unassigned = False  # joined again, and no assignment has come since
 
     def poll(self, timeout_s: float) -> Batch:
         try:
@@ -109,6 +110,9 @@ class ConfluentGroupConsumer(ConsumerBase):
         committed any more), and the new consumer is assigned afresh."""
         log.warning("%s; taken for this member's own earlier session: rejoining with a new consumer", fence)
         self._rejoined_after_fence_at = time.monotonic()
+        self._replace_consumer()
+
+    def _replace_consumer(self) -> None:
         held: set[TopicPartition] = set()
         with contextlib.suppress(KafkaException, RuntimeError):
             held = ours(self._consumer.assignment())
@@ -125,6 +129,7 @@ class ConfluentGroupConsumer(ConsumerBase):
         self._ends.clear()
         self._paused.clear()
         self._damaged = None
+        self._rejoined_unassigned = False
         self._consumer = self._make_consumer()
         self._subscribe()
 
@@ -139,6 +144,14 @@ class ConfluentGroupConsumer(ConsumerBase):
             )
 
     def rejoin(self) -> None:
+        """Leave and subscribe again; when the last rejoin brought no assignment either, librdkafka's group
+        state is not trusted any more (seen after its session expired while the broker was frozen: no join
+        ever completed) and the consumer is replaced by a new one."""
+        if self._rejoined_unassigned:
+            log.warning("joining the group again brought no assignment: rejoining with a new consumer")
+            self._replace_consumer()
+            return
+        self._rejoined_unassigned = True
         with translated_errors("leaving the group"):
             self._consumer.unsubscribe()
         self._subscribe()
@@ -146,6 +159,7 @@ class ConfluentGroupConsumer(ConsumerBase):
     # ---- rebalance callbacks (inside poll) -------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[Theirs]) -> None:
+        self._rejoined_unassigned = False
         with translated_errors("taking the assigned partitions"):
             if self._cooperative:
                 consumer.incremental_assign(partitions)

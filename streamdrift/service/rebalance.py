@@ -41,9 +41,11 @@ class Rebalancing:
         self.ledger, self.checkpoint, self.guarantee = ledger, checkpoint, guarantee
         self.effects, self.counters, self.lock = effects, counters, lock
         self.commit_offsets_on_revoke = commit_offsets_on_revoke  # at_least_once: a consumer call, not here
-        # kafka-python has been seen to leave a rejoin waiting for good; past this the member joins afresh.
+        # Both clients have been seen to leave a rejoin waiting for good (kafka-python after a revocation,
+        # librdkafka after its session expired while the broker was frozen); past this it joins afresh.
         self.stuck_after_s = stuck_after_s
-        self.started_at: float | None = None  # when the rebalance in progress began (revoked, not assigned)
+        # When this member began waiting for an assignment (revoked, lost or rejoined; None: assigned).
+        self.started_at: float | None = None
         # An error a callback met that must end the service; raised by the loop (the consumer swallows them).
         self.fatal: FatalServiceError | None = None
         self.consumer: GroupConsumer | None = None
@@ -90,17 +92,17 @@ class Rebalancing:
             )
             self.checkpoint.rollback()
             self.ledger.lost(partitions)
+            self.started_at = time.monotonic()  # an assignment is owed now, as after a revocation
 
     # ---- joining again ---------------------------------------------------------------------------
 
     def unstick(self, now: float) -> None:
-        """Join the group afresh when a rebalance has not completed for `stuck_after_s`."""
+        """Join the group afresh when no assignment has come for `stuck_after_s` since this member's
+        partitions were revoked or lost, or since it last joined again."""
         started = self.started_at
         if started is None or now - started < self.stuck_after_s:
             return
-        self.log.warning(
-            "the rebalance has not completed; joining the group again", waited_s=round(now - started, 1)
-        )
+        self.log.warning("no assignment has come; joining the group again", waited_s=round(now - started, 1))
         self.counters.totals["rebalances_restarted"] += 1
         assert self.consumer is not None
         with self.lock:
@@ -127,3 +129,4 @@ class Rebalancing:
             self.consumer.rejoin()
             # Models were dropped by the rollback; the next assignment restores them.
             self.ledger.left_group()
+            self.started_at = now

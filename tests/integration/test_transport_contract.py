@@ -280,6 +280,35 @@ def test_the_handler_gets_the_whole_assignment_and_can_pause_and_seek_in_it(clie
     poll_until(consumer, lambda: consumer.seconds_since_heartbeat() < 5, found)
 
 
+def test_joining_again_twice_with_no_assignment_between_ends_assigned(clients: Clients) -> None:
+    """The service rejoins a member left waiting for an assignment (rebalance.py), and once more if that
+    brought none; on librdkafka the second time replaces the consumer (group.py). Either way the member ends
+    up assigned its partitions again and reads from where the handler seeks."""
+    topic = clients.topic(partitions=2)
+    partitions = {TopicPartition(topic, p) for p in range(2)}
+    producer = clients.producer()
+    for p in range(2):
+        for i in range(10):
+            producer.send(record(topic, None, f"{p}-{i}".encode(), partition=p))
+    producer.flush()
+    consumer = clients.group_consumer(unique_name("contract-group"))
+    assigned: list[set[TopicPartition]] = []
+    handler = Handler(consumer, assigned, resume=True)
+    consumer.subscribe([topic], handler)
+    found: list[InRecord] = []
+    poll_until(consumer, lambda: bool(assigned and assigned[-1]), found)
+    assert assigned[-1] == partitions
+
+    consumer.rejoin()
+    consumer.rejoin()  # no poll in between: the first rejoin cannot have brought an assignment
+    assigned.clear()
+    found.clear()
+    poll_until(consumer, lambda: bool(assigned and assigned[-1]), found)
+    assert assigned[-1] == partitions
+    poll_until(consumer, lambda: len(found) >= 6, found)
+    assert sorted((r.partition, r.offset) for r in found) == [(p, o) for p in range(2) for o in (7, 8, 9)]
+
+
 @pytest.mark.parametrize(
     "transport_name",
     [

@@ -507,6 +507,35 @@ def test_lost_partitions_roll_the_interval_back() -> None:
     assert rig.ledger.states == {E0: State.ASSIGNED, L0: State.ASSIGNED}
 
 
+@pytest.mark.parametrize("leaving", ["revoked", "lost", "rejoined"])
+def test_a_member_left_waiting_for_an_assignment_joins_again(leaving: str) -> None:
+    """librdkafka was seen, after its session expired while the broker was frozen, never to complete its
+    join: the member held nothing and waited for good. Past `stuck_after_s` it joins afresh, whichever way
+    it came to hold nothing; an assignment ends the wait."""
+    rig = make_rig()
+    process_an_interval(rig)
+    rebalancing = rig.rebalancing
+    if leaving == "revoked":
+        rebalancing.on_revoked(ASSIGNMENT)
+    elif leaving == "lost":
+        rebalancing.on_lost(ASSIGNMENT)
+    else:
+        rebalancing.rejoin(CheckpointRefused("the group has rebalanced"))
+    rejoins = rig.consumer.calls.count("rejoin")
+    started = rebalancing.started_at
+    assert started is not None
+
+    rebalancing.unstick(started + rebalancing.stuck_after_s - 1)
+    assert rig.consumer.calls.count("rejoin") == rejoins  # not yet
+    rebalancing.unstick(started + rebalancing.stuck_after_s + 1)
+    assert rig.consumer.calls.count("rejoin") == rejoins + 1
+    assert rig.counters.totals["rebalances_restarted"] == 1
+
+    rebalancing.on_assigned(ASSIGNMENT)
+    rebalancing.unstick(started + 10 * rebalancing.stuck_after_s)
+    assert rig.consumer.calls.count("rejoin") == rejoins + 1  # assigned: nothing owed
+
+
 # ---- recovery ------------------------------------------------------------------------------------
 
 
