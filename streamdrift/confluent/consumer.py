@@ -4,10 +4,17 @@ librdkafka forgets a partition's position when it seeks (it knows it again from 
 refuses to seek a partition whose fetching has not started yet, as in the rebalance callback that assigned
 it. So the target of each seek is kept until a record of the partition arrives, and a refused seek is made
 by assigning the partition again at that offset (`_assign_at`).
+
+librdkafka has also been seen, rarely, to stop fetching a partition for good after a pause, a seek and a
+resume around a damaged batch (a restore in front of one): no record, no end, no error. A partition that is
+read (assigned, not paused), known to be below its last fetch's high watermark and not at its end, and from
+which nothing has come for `STALLED_FETCH_S`, is sought again where it stands (`_refetch_stalled`).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Collection, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED, Consumer, KafkaError, KafkaException
@@ -19,9 +26,15 @@ from streamdrift.confluent.records import Fetched
 from streamdrift.errors import UnreadableBatch
 from streamdrift.ports import Batch, Bound, TopicPartition
 
+log = logging.getLogger("streamdrift.confluent")
+
 READ_TO_END_TIMEOUT_S = 1.0  # unanswered this long: not known to be read to its end
 # A seek librdkafka refuses because the partition's fetching has not started yet (or is being restarted).
 _NOT_FETCHING = frozenset({KafkaError._STATE, KafkaError._UNKNOWN_PARTITION, KafkaError._OUTDATED})
+# A partition read below its high watermark that has yielded nothing this long is sought again; librdkafka
+# fetches every few hundred milliseconds at most (fetch.wait.max.ms 500), so 10 s is never a slow fetch.
+STALLED_FETCH_S = 10.0
+_STALL_CHECK_S = 1.0  # how often the partitions read are looked at
 
 
 def theirs(tp: TopicPartition, offset: int | None = None) -> Theirs:
@@ -53,6 +66,9 @@ class ConsumerBase:
         self._ends: dict[TopicPartition, int] = {}  # where each partition last reached its end
         self._paused: set[TopicPartition] = set()
         self._damaged: UnreadableBatch | None = None
+        # When each partition last yielded something (record, end, error) or was sought or resumed.
+        self._heard: dict[TopicPartition, float] = {}
+        self._stalls_checked_at = 0.0
 
     # ---- reading ---------------------------------------------------------------------------------
 
@@ -69,7 +85,16 @@ class ConsumerBase:
         with translated_errors("reading input"):
             messages = self._consumer.consume(num_messages=self._max_poll_records, timeout=timeout_s)
         fetched = Fetched(messages, self._ignored_errors)
+        now = time.monotonic()
+        heard = self._heard
+        for tp in fetched.records.keys() | fetched.ends.keys():
+            heard[tp] = now
         damaged = fetched.damaged
+        if damaged is not None:
+            heard[TopicPartition(damaged.topic, damaged.partition)] = now
+        if now - self._stalls_checked_at >= _STALL_CHECK_S:
+            self._stalls_checked_at = now
+            self._refetch_stalled(now, fetched.records)
         if damaged is not None:
             damaged = self._placed(damaged, fetched.records)
         for tp, read in fetched.records.items():
@@ -85,6 +110,24 @@ class ConsumerBase:
                 raise damaged
             self._damaged = damaged
         return fetched.records
+
+    def _refetch_stalled(self, now: float, fetched: Batch) -> None:
+        for tp in self.assignment() - self._paused:
+            since = self._heard.setdefault(tp, now)
+            if now - since < STALLED_FETCH_S:
+                continue
+            self._heard[tp] = now
+            position, highwater = self._known_position(tp), self.highwater(tp)
+            if tp in fetched or position is None or highwater is None or position >= highwater:
+                continue  # read up to the last fetch's high watermark: nothing is known to be missing
+            end = self._ends.get(tp)
+            if end is not None and position >= end:
+                continue  # at its end (read_committed: an open transaction holds the rest back)
+            log.warning(
+                "%s yielded nothing for %.0f s at offset %d, below its high watermark %d: seeking it again",
+                tp, now - since, position, highwater,
+            )  # fmt: skip
+            self.seek(tp, position)
 
     def _placed(self, damaged: UnreadableBatch, fetched: Batch) -> UnreadableBatch:
         """The damage where reading stopped, with the batch's end. librdkafka names the batch by its first
@@ -116,6 +159,8 @@ class ConsumerBase:
 
     def resume(self, partitions: Collection[TopicPartition]) -> None:
         self._paused.difference_update(partitions)
+        now = time.monotonic()
+        self._heard.update((tp, now) for tp in partitions)
         with translated_errors("resuming partitions"):
             self._consumer.resume([theirs(tp) for tp in partitions])
 
@@ -123,6 +168,7 @@ class ConsumerBase:
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self._ends.pop(partition, None)
+        self._heard[partition] = time.monotonic()
         if offset >= 0:
             self._targets[partition] = self._next[partition] = offset
         else:

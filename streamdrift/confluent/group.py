@@ -128,6 +128,7 @@ class ConfluentGroupConsumer(ConsumerBase):
         self._next.clear()
         self._ends.clear()
         self._paused.clear()
+        self._heard.clear()
         self._damaged = None
         self._rejoined_unassigned = False
         self._consumer = self._make_consumer()
@@ -168,10 +169,12 @@ class ConfluentGroupConsumer(ConsumerBase):
             if partitions:  # librdkafka keeps a partition's pause across assignments; a new one starts afresh
                 consumer.resume(partitions)
         assigned = ours(partitions)
+        now = time.monotonic()
         for tp in assigned:
             self._targets.pop(tp, None)
             self._next.pop(tp, None)
             self._ends.pop(tp, None)
+            self._heard[tp] = now
         self._paused.difference_update(assigned)
         if self._handler is not None and not self._closing:
             self._handler.on_assigned(self.assignment())
@@ -198,6 +201,7 @@ class ConfluentGroupConsumer(ConsumerBase):
             self._targets.pop(tp, None)
             self._next.pop(tp, None)
             self._ends.pop(tp, None)
+            self._heard.pop(tp, None)
         with translated_errors("giving up partitions"):
             if self._cooperative:
                 consumer.incremental_unassign(partitions)
