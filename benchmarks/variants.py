@@ -3,8 +3,9 @@
 The current code once per transport (`--transports`, the config's `kafka.client`), and with `--before REF`
 the code of an earlier commit on kafka-python: `git archive REF` is unpacked into the run's folder and put
 first on the service child's PYTHONPATH, so the same venv runs the old package instead of the installed one.
-Each service child's `started` log line is checked against the build it should be running: the current code
-names its transport there, the old code (before `kafka.client` existed) names none.
+Which package the old build imports is checked once, with its PYTHONPATH, before any run; each service
+child's `started` log line is checked against the transport it should be running: the current code names its
+transport there, an old commit names kafka-python (its default) or, before `kafka.client` existed, none.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class Variant:
     def check_started(self, fields: Mapping[str, Any]) -> str | None:
         """What is wrong with a service's `started` line for this build, if anything."""
         transport = fields.get("transport")
-        if self.client is None:
-            return None if transport is None else f"runs the current code (transport={transport})"
+        if self.client is None:  # an earlier commit, given no `kafka.client`: its default or none at all
+            known = transport in (None, "kafka-python")
+            return None if known else f"runs transport={transport}, not kafka-python"
         if transport != self.client:
             return f"runs transport={transport}, not {self.client}"
         return None
