@@ -196,7 +196,8 @@ def _run(args: argparse.Namespace) -> int:
     # Python: each time one wakes (a fetch answered, the next to send) it waits for the busy processing loop
     # to hand over the GIL, up to the switch interval. At Python's 5 ms the loop was left waiting for fetches
     # in some runs and not others (29-37k or 42-48k events/s at 10,000 models, run to run); at 0.5 ms the I/O
-    # threads keep fetches ahead of it (62-68k, README "Performance").
+    # threads keep fetches ahead of it: 1.25x at 10,000 models and 1.45x at 100 side by side with 5 ms in one
+    # run (README "Performance", step 6).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = DriftService(
         config, open_transport(config.kafka), stop=stop, reload=reload, rebuild_from=rebuild_from
