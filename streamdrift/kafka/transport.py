@@ -17,6 +17,7 @@ from streamdrift.kafka.connection import ConnectionWatch
 from streamdrift.kafka.consumer import KafkaPythonConsumer
 from streamdrift.kafka.errors import translated_errors
 from streamdrift.kafka.producer import KafkaPythonProducer
+from streamdrift.kafka.sockets import read_sockets_in_large_chunks
 from streamdrift.ports import ConnectionSettings
 
 ASSIGNORS = {"eager": "range", "cooperative": "cooperative-sticky"}
@@ -34,6 +35,7 @@ class KafkaPythonTransport:
         self.rebalance = rebalance
         self.watch = ConnectionWatch(settings)
         logging.getLogger("kafka").addHandler(self.watch)
+        read_sockets_in_large_chunks()
         self._common: dict[str, Any] = {**settings.security(), "client_id": settings.client_id}
         servers = settings.bootstrap_servers
         self._servers = servers if isinstance(servers, str) else ",".join(servers)
