@@ -24,6 +24,11 @@ from streamdrift.ports import ConnectionSettings
 # The group's partition assignment: range (the default) gives partition p of co-partitioned topics to the
 # same member, and revokes everything at a rebalance; cooperative-sticky moves only what must move.
 ASSIGNORS = {"eager": "range", "cooperative": "cooperative-sticky"}
+# librdkafka stops fetching a partition whose local queue holds queued.min.messages (100,000) and then waits
+# fetch.queue.backoff.ms (1,000 ms by default) before fetching it again, however soon the queue drains: that
+# capped a loop able to take 250k events/s at ~100k, waiting in `consume` for half its time. At 100 ms the
+# queue holds ~100,000 events after the wait up to 1M events/s (docs/ARCHITECTURE.md §9).
+FETCH_QUEUE_BACKOFF_MS = 100
 LARGE_FETCHES = {"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 16 * 1024 * 1024}
 CONNECT_POLL_S = 0.1
 
@@ -114,6 +119,7 @@ class ConfluentTransport:
             "auto.offset.reset": auto_offset_reset,
             "enable.partition.eof": True,  # where each partition reaches its end: `read_to_end`
             "check.crcs": True,  # as kafka-python: a damaged batch is an error, never records
+            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
         }
 
     def producer(
