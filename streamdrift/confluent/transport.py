@@ -26,8 +26,9 @@ from streamdrift.ports import ConnectionSettings
 ASSIGNORS = {"eager": "range", "cooperative": "cooperative-sticky"}
 # librdkafka stops fetching a partition whose local queue holds queued.min.messages (100,000) and then waits
 # fetch.queue.backoff.ms (1,000 ms by default) before fetching it again, however soon the queue drains: that
-# capped a loop able to take 250k events/s at ~100k, waiting in `consume` for half its time. At 100 ms the
-# queue holds ~100,000 events after the wait up to 1M events/s (docs/ARCHITECTURE.md §9).
+# capped a loop able to take 250k events/s at ~100k, waiting in `consume` for half its time (librdkafka
+# issue 2879, for which the setting was made). At 100 ms the queue still holds events after the wait for a
+# loop taking up to 1M events/s (docs/ARCHITECTURE.md §9).
 FETCH_QUEUE_BACKOFF_MS = 100
 LARGE_FETCHES = {"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 16 * 1024 * 1024}
 CONNECT_POLL_S = 0.1
