@@ -6,7 +6,7 @@ back waits until the loop hands it over: up to the interpreter's switch interval
 is 256 such waits, so on a busy loop the fetcher falls behind and the loop then sits waiting for input (the
 process used half the CPU its wall time allowed). With 1 MiB per `recv`, a fetch response takes a few calls.
 On 1M events of 10,000 models read by kafka-python with River behind it, this made a whole-process run
-1.77x faster (medians of 5; docs/ARCHITECTURE.md §3).
+1.77x faster (medians of 5; README, Performance, step 7).
 
 The transports below are kafka-python's own but for the size of a read; `read_sockets_in_large_chunks`
 makes kafka-python's connection manager build them instead of its own, for every client in the process.
