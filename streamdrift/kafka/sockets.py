@@ -82,8 +82,7 @@ def read_sockets_in_large_chunks() -> bool:
     if (
         manager.KafkaTCPTransport is not KafkaTCPTransport
         or manager.KafkaSSLTransport is not KafkaSSLTransport
-        or not hasattr(KafkaTCPTransport, "_sock_recv")
-        or not hasattr(KafkaSSLTransport, "_sock_recv")
+        or not hasattr(KafkaTCPTransport, "_sock_recv")  # the TLS transport is its subclass
     ):
         return False
     manager.KafkaTCPTransport = LargeReadTCPTransport
