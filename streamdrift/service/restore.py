@@ -66,7 +66,7 @@ class Restorer:
         )  # the slow part: unlocked
         self.settle(consumer, partitions)  # before their committed offsets are read
         with self.lock:
-            models = 0
+            models = replay = 0
             for tp in stateless:
                 assert forwarder is not None
                 forwarder.restart(tp)
@@ -84,29 +84,30 @@ class Restorer:
                     self.ledger.restored_model(model.model_id, tp, model.offset)
                     oldest = model.offset if oldest is None else min(oldest, model.offset)
                     models += 1
-                self._seek_for_replay(consumer, tp, oldest)
+                replay += self._seek_for_replay(consumer, tp, oldest)
             for tp in labels:  # after the models they serve
                 served = (m for m, home in self.ledger.home.items() if home.partition == tp.partition)
                 reflected = [p for m in served if (p := self.monitor.label_position(m)) is not None]
-                self._seek_for_replay(consumer, tp, min(reflected, default=None))
+                replay += self._seek_for_replay(consumer, tp, min(reflected, default=None))
             self._warn_if_versions_rejected()
             self.effects.apply(Actions(resume=partitions))
             self.log.info(
                 "partitions restored",
                 partitions=sorted(str(tp) for tp in self.ledger.held),
                 restored_models=models,
+                replay_offsets=replay,
                 rejected_snapshots=dict(self.state.rejected),
             )
 
-    def _seek_for_replay(self, consumer: GroupConsumer, tp: TopicPartition, oldest: int | None) -> None:
+    def _seek_for_replay(self, consumer: GroupConsumer, tp: TopicPartition, oldest: int | None) -> int:
         """Seek to where the restored models need to be brought up to date from: the committed offset's
         watermark (else `oldest`, the oldest offset a restored model's state reflects), replaying from there
-        to the committed offset."""
+        to the committed offset. Returns how many offsets that replay re-reads."""
         committed = consumer.committed(tp)
         if committed is None:
             self._seek_default(consumer, tp)
             self.ledger.restored(tp, read_from=None, committed=None)
-            return
+            return 0
         start = replay_from(committed)
         if start is None:  # committed without a watermark: the oldest snapshot bounds it
             start = committed.offset if oldest is None else min(committed.offset, oldest)
@@ -118,6 +119,7 @@ class Restorer:
             start = min(start, rebuild)
         consumer.seek(tp, min(start, committed.offset))
         self.ledger.restored(tp, read_from=start, committed=committed.offset)
+        return max(0, committed.offset - start)
 
     def _seek_committed(self, consumer: GroupConsumer, tp: TopicPartition) -> int | None:
         committed = consumer.committed(tp)
