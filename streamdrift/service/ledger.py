@@ -19,7 +19,7 @@ next assignment says whether it stays (eager rebalancing revokes everything firs
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from streamdrift.ports import CommitOffset, TopicPartition
@@ -74,6 +74,19 @@ class FirstOffsets:
             if offset < self._latest.get(tp, offset):
                 self._unordered.add(tp)
             self._latest[tp] = offset
+
+    def add_all(self, tp: TopicPartition, firsts: Mapping[str, int]) -> None:
+        """`add` for each model of a batch, `firsts` in the batch's order (offsets ascending)."""
+        models = self._by_partition.get(tp)
+        if models is None:
+            self._by_partition[tp] = models = {}
+        fresh = [(model_id, offset) for model_id, offset in firsts.items() if model_id not in models]
+        if fresh:
+            lowest = fresh[0][1]
+            if lowest < self._latest.get(tp, lowest):
+                self._unordered.add(tp)
+            self._latest[tp] = fresh[-1][1]
+            models.update(fresh)
 
     def discard(self, tp: TopicPartition, model_id: str) -> None:
         models = self._by_partition.get(tp)
@@ -250,10 +263,13 @@ class Ledger:
             self.never_snapshotted[model_id] = None
         return home
 
-    def applied(self, model_id: str, first: int, last: int) -> None:
-        """A model's events from `first` to `last` (offsets of its home partition) are in its detectors."""
-        self.next_offset[model_id] = last + 1
-        self.unsnapshotted_from.add(self.home[model_id], model_id, first)
+    def applied(self, tp: TopicPartition, firsts: Mapping[str, int], lasts: Mapping[str, int]) -> None:
+        """A batch of home partition `tp`: each model's events from `firsts[m]` to `lasts[m]` are in its
+        detectors (both in the batch's order)."""
+        next_offset = self.next_offset
+        for model_id, last in lasts.items():
+            next_offset[model_id] = last + 1
+        self.unsnapshotted_from.add_all(tp, firsts)
 
     def label_applied(self, model_id: str, offset: int) -> None:
         self.unsnapshotted_labels_from.add(self._labels_of(model_id), model_id, offset)

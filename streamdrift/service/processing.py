@@ -131,8 +131,7 @@ class Processor:
 
         for _index, alerts in self.monitor.process_many(events, source, live=live):
             outcome.alerts += alerts
-        for model_id, offset in first.items():
-            ledger.applied(model_id, offset, last[model_id])
+        ledger.applied(tp, first, last)
         if not live:
             self.counters.totals["replayed"] += len(events)
 

@@ -155,7 +155,7 @@ def make_rig(guarantee: str = "exactly_once") -> Rig:
     chosen.start()
     # Model c's events 0..4 went into a snapshot at the last checkpoint, a moment ago.
     assert ledger.claim("c", E0) == E0
-    ledger.applied("c", 0, 4)
+    ledger.applied(E0, {"c": 0}, {"c": 4})
     ledger.snapshotted("c", time.monotonic())
     consumer.pauses.clear()
     consumer.resumes.clear()
@@ -172,7 +172,7 @@ def process_an_interval(rig: Rig) -> None:
     ledger, models = rig.ledger, rig.models
     for model_id, tp, first, last in (("a", E0, 5, 9), ("c", E0, 10, 12), ("b", E1, 3, 4)):
         assert ledger.claim(model_id, tp) == tp
-        ledger.applied(model_id, first, last)
+        ledger.applied(tp, {model_id: first}, {model_id: last})
         models.dirty.add(model_id)
     ledger.label_applied("a", 7)
     rig.sink.add(ALERT)

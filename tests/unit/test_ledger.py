@@ -39,7 +39,7 @@ def bring_live(ledger: Ledger, *partitions: TopicPartition) -> None:
 def add_model(ledger: Ledger, model_id: str, tp: TopicPartition, first: int, last: int) -> None:
     """A model homed on `tp` whose events `first`..`last` are in its detectors."""
     assert ledger.claim(model_id, tp) == tp
-    ledger.applied(model_id, first, last)
+    ledger.applied(tp, {model_id: first}, {model_id: last})
 
 
 # ---- assignment and restore --------------------------------------------------------------------
@@ -269,11 +269,29 @@ def test_revoked_forgets_the_partitions_not_restored_yet() -> None:
 # ---- offsets and where a restore reads from ----------------------------------------------------
 
 
+def test_a_batch_of_many_models_moves_each_ones_next_offset_and_keeps_older_first_offsets() -> None:
+    """One batch of E0: a model pending since an earlier batch keeps its first offset, the others get theirs;
+    each model's next offset follows its last event in the batch."""
+    ledger = make_ledger()
+    bring_live(ledger, E0)
+    add_model(ledger, "a", E0, 10, 12)
+    ledger.snapshotted("a", 1.0)
+    add_model(ledger, "b", E0, 13, 13)
+    for model_id in ("c", "d"):
+        assert ledger.claim(model_id, E0) == E0
+    ledger.applied(E0, {"c": 20, "b": 21, "a": 22, "d": 23}, {"c": 24, "b": 21, "a": 26, "d": 25})
+    assert ledger.next_offset == {"a": 27, "b": 22, "c": 25, "d": 26}
+    assert ledger.unsnapshotted_from.lowest() == {E0: 13}
+    ledger.snapshotted("b", 2.0)
+    assert ledger.unsnapshotted_from.lowest() == {E0: 20}  # c's first offset, the oldest left
+    assert ledger.unsnapshotted_from.models() == {"a", "c", "d"}
+
+
 def test_committed_offsets_carry_the_oldest_event_and_label_outside_a_snapshot() -> None:
     ledger = make_ledger(labels=True)
     bring_live(ledger, E0, E1, E2, L0, L1)
     add_model(ledger, "a", E0, 100, 104)
-    ledger.applied("a", 105, 109)
+    ledger.applied(E0, {"a": 105}, {"a": 109})
     add_model(ledger, "b", E0, 120, 125)
     add_model(ledger, "c", E1, 7, 9)
     ledger.snapshotted("c", 1.0)  # c's events are all in a snapshot
@@ -394,12 +412,23 @@ def test_the_lowest_first_offsets_equal_a_search_of_every_model(seed: int) -> No
     for _ in range(2_000):
         tp, model_id = rng.choice((E0, E1)), f"m{rng.randrange(50)}"
         action = rng.random()
-        if action < 0.6:
+        if action < 0.3:
             # Mostly in order; now and then an offset below the partition's latest.
             latest[tp] += rng.randrange(3)
             offset = latest[tp] - (rng.randrange(20) if rng.random() < 0.05 else 0)
             kept.add(tp, model_id, offset)
             plain.setdefault((tp, model_id), offset)
+        elif action < 0.6:
+            # A batch: its models' first offsets ascending, mostly above the partition's latest.
+            start = latest[tp] - (rng.randrange(20) if rng.random() < 0.05 else 0)
+            offsets = sorted(rng.sample(range(start + 1, start + 40), rng.randrange(1, 10)))
+            firsts: dict[str, int] = {}  # as a batch builds it: each model's first offset, in offset order
+            for offset in offsets:
+                firsts.setdefault(f"m{rng.randrange(50)}", offset)
+            latest[tp] = max(latest[tp], offsets[-1])
+            kept.add_all(tp, firsts)
+            for batch_model, offset in firsts.items():
+                plain.setdefault((tp, batch_model), offset)
         elif action < 0.95:
             kept.discard(tp, model_id)
             plain.pop((tp, model_id), None)
