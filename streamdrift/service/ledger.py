@@ -65,28 +65,31 @@ class FirstOffsets:
         self._unordered: set[TopicPartition] = set()
 
     def add(self, tp: TopicPartition, model_id: str, offset: int) -> None:
-        """The model's first offset outside a snapshot, unless it has one already."""
+        """The model's first offset outside a snapshot, unless it has one already (one label at a time: no
+        batch built for it)."""
         models = self._by_partition.get(tp)
         if models is None:
             self._by_partition[tp] = models = {}
         if model_id not in models:
             models[model_id] = offset
-            if offset < self._latest.get(tp, offset):
-                self._unordered.add(tp)
-            self._latest[tp] = offset
+            self._came(tp, offset, offset)
 
     def add_all(self, tp: TopicPartition, firsts: Mapping[str, int]) -> None:
-        """`add` for each model of a batch, `firsts` in the batch's order (offsets ascending)."""
-        models = self._by_partition.get(tp)
-        if models is None:
-            self._by_partition[tp] = models = {}
+        """`add` for each model of a batch, `firsts` in offset order (as a batch meets its models)."""
+        models = self._by_partition.get(tp, {})
         fresh = [(model_id, offset) for model_id, offset in firsts.items() if model_id not in models]
-        if fresh:
-            lowest = fresh[0][1]
-            if lowest < self._latest.get(tp, lowest):
-                self._unordered.add(tp)
-            self._latest[tp] = fresh[-1][1]
-            models.update(fresh)
+        if not fresh:
+            return
+        self._by_partition[tp] = models  # a partition's first entries: its dict from here on
+        models.update(fresh)
+        self._came(tp, fresh[0][1], fresh[-1][1])
+
+    def _came(self, tp: TopicPartition, lowest: int, highest: int) -> None:
+        """New first offsets from `lowest` to `highest` were added to the partition: one below an earlier
+        one makes its lowest a search from now on."""
+        if lowest < self._latest.get(tp, lowest):
+            self._unordered.add(tp)
+        self._latest[tp] = highest
 
     def discard(self, tp: TopicPartition, model_id: str) -> None:
         models = self._by_partition.get(tp)
@@ -265,7 +268,7 @@ class Ledger:
 
     def applied(self, tp: TopicPartition, firsts: Mapping[str, int], lasts: Mapping[str, int]) -> None:
         """A batch of home partition `tp`: each model's events from `firsts[m]` to `lasts[m]` are in its
-        detectors (both in the batch's order)."""
+        detectors (`firsts` in offset order)."""
         next_offset = self.next_offset
         for model_id, last in lasts.items():
             next_offset[model_id] = last + 1
